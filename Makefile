@@ -1,0 +1,61 @@
+# Sprout — set-up, build, test, demo.
+#   make test   installs what is missing, builds, runs every test
+#   make demo   installs what is missing, builds (release), runs the main job on a real dataset
+
+SWIFT ?= swift
+APT_PACKAGES := libopenblas-dev libdnnl-dev pkg-config
+DEMO_PACKAGES := dataset-fashion-mnist
+PYTHON ?= python3
+VENV ?= $(HOME)/.cache/sprout-venv
+TORCH_VERSION ?= 2.13.0+cpu
+
+.PHONY: all build release test demo deps demo-deps fixtures bench-ops clean
+
+all: build
+
+# Installs missing Debian packages: with apt-get when root, otherwise prints the command and stops.
+define install_packages
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "Sprout needs these Debian packages:$$missing"; \
+	    echo "Run:  sudo apt-get update && sudo apt-get install -y$$missing"; \
+	    exit 1; \
+	  fi; \
+	fi
+endef
+
+deps:
+	$(call install_packages,$(APT_PACKAGES))
+
+demo-deps: deps
+	$(call install_packages,$(DEMO_PACKAGES))
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+demo: demo-deps release
+	./.build/release/sprout info
+	./.build/release/sprout bench ops --repetitions 3
+
+bench-ops: release
+	./.build/release/sprout bench ops
+
+# Regenerates the PyTorch reference fixtures (needs torch; installed into a venv outside the repo).
+fixtures:
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/python -c "import torch" 2>/dev/null || $(VENV)/bin/pip install -q "torch==$(TORCH_VERSION)"
+	$(VENV)/bin/python scripts/make_fixtures.py
+
+clean:
+	rm -rf .build

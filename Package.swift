@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layers (dependencies point down only):
+//   sprout (executable) → Sprout (umbrella) → SproutTensor → CSproutKernels → CDNNL, CBLAS
+// See docs/architecture.md.
+let package = Package(
+    name: "Sprout",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Sprout", targets: ["Sprout"]),
+        .library(name: "SproutTensor", targets: ["SproutTensor"]),
+        .executable(name: "sprout", targets: ["sprout"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Thin system-library targets: one per native library.
+        .systemLibrary(
+            name: "CBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CDNNL",
+            providers: [.apt(["libdnnl-dev"])]),
+        // Small C kernel layer: cpuid, the oneDNN convolution glue (primitive cache,
+        // layout reorders) and AVX2/FMA loops selected at run time.
+        .target(
+            name: "CSproutKernels",
+            dependencies: ["CDNNL", "CBLAS"],
+            cSettings: [.unsafeFlags(["-O3"])],
+            // A C target does not inherit its system-library dependencies' `link` lines.
+            linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("openblas")]),
+        .target(
+            name: "SproutTensor",
+            dependencies: ["CSproutKernels", "CBLAS"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .target(
+            name: "Sprout",
+            dependencies: ["SproutTensor"]),
+        .executableTarget(
+            name: "sprout",
+            dependencies: [
+                "Sprout",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(
+            name: "SproutTensorTests",
+            dependencies: ["SproutTensor"],
+            resources: [.copy("Fixtures")]),
+    ]
+)

@@ -1,0 +1,196 @@
+// Shape ops. All outputs are contiguous; reshape alone shares storage.
+
+extension Tensor {
+    /// Same data, new shape. One axis may be -1 (inferred).
+    public func reshaped(to newShape: [Int]) -> Tensor {
+        var resolved = newShape
+        if let i = newShape.firstIndex(of: -1) {
+            let known = newShape.enumerated().filter { $0.offset != i }.map(\.element).reduce(1, *)
+            precondition(known > 0 && count % known == 0, "reshape: cannot infer -1 in \(newShape) for \(count) elements (shape \(shape))")
+            resolved[i] = count / known
+        }
+        precondition(resolved.reduce(1, *) == count, "reshape: shape \(shape) (\(count) elements) cannot become \(newShape)")
+        let out = Tensor(shape: resolved, storage: storage)
+        let inShape = shape
+        return out.recorded("reshape", self) { g in g.reshaped(to: inShape) }
+    }
+
+    /// [N, …] → [N, rest]
+    public func flattened(startingAt axis: Int = 1) -> Tensor {
+        let a = normalizeAxis(axis, rank: rank, op: "flatten")
+        return reshaped(to: Array(shape[..<a]) + [shape[a...].reduce(1, *)])
+    }
+
+    /// Axes reordered: out.shape[i] = shape[axes[i]].
+    public func permuted(_ axes: [Int]) -> Tensor {
+        precondition(axes.sorted() == Array(0..<rank), "permute: \(axes) is not a permutation of the \(rank) axes of \(shape)")
+        if axes == Array(0..<rank) { return self }
+        let outShape = axes.map { shape[$0] }
+        let out = Tensor(uninitializedShape: outShape)
+        let inStrides = contiguousStrides(shape)
+        // Strides of the input, read in output order.
+        let src = storage.pointer, dst = out.storage.pointer
+        let strides = axes.map { inStrides[$0] }
+        let n = outShape.count
+        let inner = outShape[n - 1], innerStride = strides[n - 1]
+        let outer = count / Swift.max(inner, 1)
+        var index = [Int](repeating: 0, count: n)
+        var offset = 0
+        for run in 0..<outer {
+            let d = dst + run * inner
+            for i in 0..<inner { d[i] = src[offset + i * innerStride] }
+            var axis = n - 2
+            while axis >= 0 {
+                index[axis] += 1
+                offset += strides[axis]
+                if index[axis] < outShape[axis] { break }
+                offset -= strides[axis] * outShape[axis]
+                index[axis] = 0
+                axis -= 1
+            }
+        }
+        var inverse = [Int](repeating: 0, count: axes.count)
+        for (i, a) in axes.enumerated() { inverse[a] = i }
+        return out.recorded("permute", self) { g in g.permuted(inverse) }
+    }
+
+    /// Swaps two axes (default: the last two).
+    public func transposed(_ a: Int = -2, _ b: Int = -1) -> Tensor {
+        var axes = Array(0..<rank)
+        axes.swapAt(normalizeAxis(a, rank: rank, op: "transpose"), normalizeAxis(b, rank: rank, op: "transpose"))
+        return permuted(axes)
+    }
+
+    /// Elements `range` along `axis` (e.g. a slice of the batch).
+    public func slice(_ range: Range<Int>, alongAxis axis: Int = 0) -> Tensor {
+        let a = normalizeAxis(axis, rank: rank, op: "slice")
+        precondition(range.lowerBound >= 0 && range.upperBound <= shape[a],
+                     "slice: range \(range) out of bounds for axis \(a) of size \(shape[a]) (shape \(shape))")
+        var outShape = shape
+        outShape[a] = range.count
+        let outer = shape[..<a].reduce(1, *), inner = shape[(a + 1)...].reduce(1, *)
+        let out = Tensor(uninitializedShape: outShape)
+        let src = storage.pointer, dst = out.storage.pointer
+        let run = range.count * inner
+        for o in 0..<outer {
+            (dst + o * run).update(from: src + (o * shape[a] + range.lowerBound) * inner, count: run)
+        }
+        let inShape = shape
+        return out.recorded("slice", self) { g in
+            // Scatter back into zeros: [.., range, ..] of a zero tensor of the input's shape.
+            let full = Tensor(shape: inShape, repeating: 0)
+            let gp = g.storage.pointer, fp = full.storage.pointer
+            for o in 0..<outer {
+                (fp + (o * inShape[a] + range.lowerBound) * inner).update(from: gp + o * run, count: run)
+            }
+            return full
+        }
+    }
+
+    /// Joins tensors along `axis`; all other axes must match.
+    public static func concatenate(_ tensors: [Tensor], alongAxis axis: Int = 0) -> Tensor {
+        precondition(!tensors.isEmpty, "concatenate: no tensors")
+        let first = tensors[0]
+        let a = normalizeAxis(axis, rank: first.rank, op: "concatenate")
+        for t in tensors {
+            precondition(t.rank == first.rank && (0..<t.rank).allSatisfy { $0 == a || t.shape[$0] == first.shape[$0] },
+                         "concatenate: shape \(t.shape) does not match \(first.shape) outside axis \(a)")
+        }
+        var outShape = first.shape
+        outShape[a] = tensors.map { $0.shape[a] }.reduce(0, +)
+        let outer = first.shape[..<a].reduce(1, *), inner = first.shape[(a + 1)...].reduce(1, *)
+        let out = Tensor(uninitializedShape: outShape)
+        let outRun = outShape[a] * inner
+        var start = 0
+        var ranges: [Range<Int>] = []
+        for t in tensors {
+            let run = t.shape[a] * inner
+            for o in 0..<outer {
+                (out.storage.pointer + o * outRun + start * inner).update(from: t.storage.pointer + o * run, count: run)
+            }
+            ranges.append(start..<(start + t.shape[a]))
+            start += t.shape[a]
+        }
+        return out.recorded("concatenate", tensors) { g in ranges.map { g.slice($0, alongAxis: a) } }
+    }
+
+    /// Reverses the order of elements along each of `axes`.
+    public func flipped(alongAxes axes: [Int]) -> Tensor {
+        let normalized = Set(axes.map { normalizeAxis($0, rank: rank, op: "flip") })
+        let out = Tensor(uninitializedShape: shape)
+        let strides = contiguousStrides(shape)
+        let src = storage.pointer, dst = out.storage.pointer
+        var index = [Int](repeating: 0, count: rank)
+        for i in 0..<count {
+            var off = 0
+            for d in 0..<rank { off += (normalized.contains(d) ? shape[d] - 1 - index[d] : index[d]) * strides[d] }
+            dst[i] = src[off]
+            var d = rank - 1
+            while d >= 0 {
+                index[d] += 1
+                if index[d] < shape[d] { break }
+                index[d] = 0
+                d -= 1
+            }
+        }
+        let flippedAxes = Array(normalized)
+        return out.recorded("flip", self) { g in g.flipped(alongAxes: flippedAxes) }
+    }
+}
+
+/// How `padded` fills the border.
+public enum PaddingMode: Sendable { case zero, reflect }
+
+extension Tensor {
+    /// Pads the last two axes (H and W of NCHW): `top`/`bottom` rows and `left`/`right`
+    /// columns. `.reflect` mirrors without repeating the edge (PyTorch's `reflect`).
+    public func padded(top: Int, bottom: Int, left: Int, right: Int, mode: PaddingMode = .zero) -> Tensor {
+        precondition(rank >= 2, "pad: needs at least 2 axes, got shape \(shape)")
+        precondition(Swift.min(top, bottom, left, right) >= 0, "pad: negative padding (\(top), \(bottom), \(left), \(right))")
+        let h = shape[rank - 2], w = shape[rank - 1]
+        if mode == .reflect {
+            precondition(top < h && bottom < h && left < w && right < w,
+                         "pad: reflect padding (\(top), \(bottom), \(left), \(right)) must be smaller than the input's \(h)×\(w)")
+        }
+        let oh = h + top + bottom, ow = w + left + right
+        let planes = count / Swift.max(h * w, 1)
+        // Source index of every output position (-1 = zero), shared by forward and backward.
+        func source(_ o: Int, _ before: Int, _ size: Int) -> Int {
+            var i = o - before
+            if mode == .zero { return (i < 0 || i >= size) ? -1 : i }
+            if i < 0 { i = -i }
+            if i >= size { i = 2 * (size - 1) - i }
+            return i
+        }
+        let rows = (0..<oh).map { source($0, top, h) }
+        let cols = (0..<ow).map { source($0, left, w) }
+        let out = Tensor(uninitializedShape: Array(shape.dropLast(2)) + [oh, ow])
+        let src = SendablePointer(storage.pointer), dst = SendablePointer(out.storage.pointer)
+        parallelFor(planes, grain: 16) { r in
+            for p in r {
+                let s = src.p + p * h * w, d = dst.p + p * oh * ow
+                for y in 0..<oh {
+                    let sy = rows[y]
+                    for x in 0..<ow {
+                        let sx = cols[x]
+                        d[y * ow + x] = (sy < 0 || sx < 0) ? 0 : s[sy * w + sx]
+                    }
+                }
+            }
+        }
+        let inShape = shape
+        return out.recorded("pad", self) { g in
+            let gin = Tensor(shape: inShape, repeating: 0)
+            let gp = SendablePointer(g.storage.pointer), ip = SendablePointer(gin.storage.pointer)
+            parallelFor(planes, grain: 16) { r in
+                for p in r {
+                    let gs = gp.p + p * oh * ow, d = ip.p + p * h * w
+                    for y in 0..<oh where rows[y] >= 0 {
+                        for x in 0..<ow where cols[x] >= 0 { d[rows[y] * w + cols[x]] += gs[y * ow + x] }
+                    }
+                }
+            }
+            return gin
+        }
+    }
+}

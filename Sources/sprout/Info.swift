@@ -1,0 +1,26 @@
+import ArgumentParser
+import Sprout
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the build, threads, CPU features and native libraries.")
+
+    @OptionGroup var threadOptions: ThreadOptions
+
+    func run() throws {
+        try threadOptions.apply()
+        let features = SystemInfo.cpuFeatures
+        let all = ["SSE4.2", "AVX", "AVX2", "FMA", "AVX-512F"]
+        print("sprout \(SproutVersion.string) (\(SystemInfo.buildConfiguration) build)")
+        print("cpu:       \(SystemInfo.cpuName.isEmpty ? "unknown" : SystemInfo.cpuName)")
+        print("features:  " + all.map { "\($0) \(features.contains($0) ? "yes" : "no")" }.joined(separator: ", "))
+        print("threads:   \(Threading.count) (available cores: \(Threading.availableCores))")
+        print("blas:      \(SystemInfo.blas)")
+        if let v = SystemInfo.oneDNNVersion {
+            print("onednn:    \(v)\(SystemInfo.oneDNNEnabled ? "" : " (disabled by SPROUT_DNNL=0)")")
+        } else {
+            print("onednn:    not available")
+        }
+        let conv = convolutionImplementation(inputShape: [128, 64, 12, 12], weightShape: [64, 64, 5, 5], padding: .same)
+        print("conv2d:    forward \(conv[0]), backward data \(conv[1]), backward weights \(conv[2]) (5×5, 64→64, 12×12, N=128)")
+    }
+}

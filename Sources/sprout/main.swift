@@ -1,0 +1,4 @@
+import ArgumentParser
+import Sprout
+
+SproutCommand.main()
