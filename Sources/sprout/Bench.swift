@@ -35,13 +35,13 @@ struct BenchOps: ParsableCommand {
         let sgemm = 2 * pow(2048.0, 3) / sgemmSeconds / 1e9
         var rows: [(name: String, pass: String, ms: Double, gflops: Double, impl: String)] = []
         for shape in Self.shapes(batch: batch) {
-            let impl = shape.implementations
             let passes: [(String, () -> Void)] = [
                 ("forward", shape.forward), ("backward_data", shape.backwardData), ("backward_weights", shape.backwardWeights),
             ]
-            for (i, (pass, body)) in passes.enumerated() {
-                let s = medianSeconds(repetitions: repetitions, body)
-                rows.append((shape.name, pass, s * 1e3, shape.flops / s / 1e9, impl[i]))
+            let seconds = passes.map { medianSeconds(repetitions: repetitions, $0.1) }
+            let impl = shape.implementations  // after the first calls: what autotuning kept
+            for (i, s) in seconds.enumerated() {
+                rows.append((shape.name, passes[i].0, s * 1e3, shape.flops / s / 1e9, impl[i]))
             }
         }
         if json {
