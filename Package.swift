@@ -2,7 +2,9 @@
 import PackageDescription
 
 // Layers (dependencies point down only):
-//   sprout (executable) → Sprout (umbrella) → SproutTensor → CSproutKernels → CDNNL, CBLAS
+//   sprout (executable) → Sprout (umbrella)
+//     → SproutTrain → SproutData → SproutOptim → SproutNN → SproutTensor → CSproutKernels → CDNNL, CBLAS
+//   SproutData alone reads files through CZlib (gzip) and CSTB (image decoding).
 // See docs/architecture.md.
 let package = Package(
     name: "Sprout",
@@ -10,6 +12,10 @@ let package = Package(
     products: [
         .library(name: "Sprout", targets: ["Sprout"]),
         .library(name: "SproutTensor", targets: ["SproutTensor"]),
+        .library(name: "SproutNN", targets: ["SproutNN"]),
+        .library(name: "SproutOptim", targets: ["SproutOptim"]),
+        .library(name: "SproutData", targets: ["SproutData"]),
+        .library(name: "SproutTrain", targets: ["SproutTrain"]),
         .executable(name: "sprout", targets: ["sprout"]),
     ],
     dependencies: [
@@ -23,6 +29,12 @@ let package = Package(
         .systemLibrary(
             name: "CDNNL",
             providers: [.apt(["libdnnl-dev"])]),
+        .systemLibrary(
+            name: "CZlib",
+            providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(
+            name: "CSTB", pkgConfig: "stb",
+            providers: [.apt(["libstb-dev"])]),
         // Small C kernel layer: cpuid, the oneDNN convolution glue (primitive cache,
         // layout reorders) and AVX2/FMA loops selected at run time.
         .target(
@@ -35,9 +47,13 @@ let package = Package(
             name: "SproutTensor",
             dependencies: ["CSproutKernels", "CBLAS"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .target(name: "SproutNN", dependencies: ["SproutTensor"]),
+        .target(name: "SproutOptim", dependencies: ["SproutNN", "SproutTensor"]),
+        .target(name: "SproutData", dependencies: ["SproutTensor", "CZlib", "CSTB"]),
+        .target(name: "SproutTrain", dependencies: ["SproutData", "SproutOptim", "SproutNN", "SproutTensor"]),
         .target(
             name: "Sprout",
-            dependencies: ["SproutTensor"]),
+            dependencies: ["SproutTrain", "SproutData", "SproutOptim", "SproutNN", "SproutTensor"]),
         .executableTarget(
             name: "sprout",
             dependencies: [
@@ -48,5 +64,8 @@ let package = Package(
             name: "SproutTensorTests",
             dependencies: ["SproutTensor"],
             resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "SproutTests",
+            dependencies: ["Sprout", "SproutTrain", "SproutData", "SproutOptim", "SproutNN", "SproutTensor"]),
     ]
 )

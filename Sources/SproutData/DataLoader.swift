@@ -1,0 +1,263 @@
+import Dispatch
+import Foundation
+import SproutTensor
+
+/// Random transformations applied to each training image. All randomness derives from
+/// (seed, epoch, sample index), so an image gets the same augmentation whatever the batch
+/// size, thread count or number of processes.
+public struct Augmentation: Sendable, Equatable {
+    /// Crop at a random offset (of `cropSize` when the loader has one, else of the full
+    /// size after padding by `randomCropPadding`, i.e. a random translation).
+    public var randomCrop = false
+    public var randomCropPadding = 0
+    public var paddingMode: PaddingMode = .zero
+    public var horizontalFlip = false
+    /// Side of a square set to zero (after normalisation) at a random centre; 0 = off.
+    public var cutout = 0
+    /// Maximum brightness change on the [0, 1] scale; 0 = off.
+    public var brightness: Float = 0
+    /// Contrast factor range (e.g. 0.8...1.2); nil = off.
+    public var contrast: ClosedRange<Float>? = nil
+
+    public init(randomCrop: Bool = false, randomCropPadding: Int = 0, paddingMode: PaddingMode = .zero,
+                horizontalFlip: Bool = false, cutout: Int = 0, brightness: Float = 0, contrast: ClosedRange<Float>? = nil) {
+        (self.randomCropPadding, self.paddingMode, self.horizontalFlip) = (randomCropPadding, paddingMode, horizontalFlip)
+        self.randomCrop = randomCrop || randomCropPadding > 0
+        (self.cutout, self.brightness, self.contrast) = (cutout, brightness, contrast)
+    }
+
+    public static let none = Augmentation()
+}
+
+extension PaddingMode: Equatable {}
+
+/// How pixels become the network's input.
+public enum Normalization: Sendable, Equatable {
+    /// x/255
+    case unit
+    /// (x/255 − mean[c]) / std[c]
+    case meanStd(mean: [Float], std: [Float])
+    /// TensorFlow's per_image_standardization: (x − mean) / max(std, 1/√n) over the whole image.
+    case perImageStandardization
+}
+
+/// A batch: images [n, C, H, W], labels, and the dataset indices they came from.
+public struct Batch: @unchecked Sendable {
+    public let images: Tensor
+    public let labels: [Int]
+    public let indices: [Int]
+}
+
+/// Seeded shuffling, batching, augmentation and normalisation, with batches prepared ahead
+/// on a background thread while the model trains.
+public final class DataLoader: @unchecked Sendable {
+    public let dataset: ImageDataset
+    public let batchSize: Int
+    public let shuffle: Bool
+    public let dropLast: Bool
+    public let seed: UInt64
+    public var augmentation: Augmentation
+    public let normalization: Normalization
+    /// Output side when cropping (random crop with augmentation, centre crop without); nil = full size.
+    public let cropSize: Int?
+    /// Batches prepared ahead of the consumer.
+    public let prefetch: Int
+
+    public init(dataset: ImageDataset, batchSize: Int, shuffle: Bool = false, dropLast: Bool = false, seed: UInt64 = 0,
+                augmentation: Augmentation = .none, normalization: Normalization = .unit, cropSize: Int? = nil,
+                prefetch: Int = 4) {
+        precondition(batchSize > 0, "DataLoader: batch size must be positive, got \(batchSize)")
+        if let cropSize {
+            precondition(cropSize > 0 && cropSize <= min(dataset.height, dataset.width),
+                         "DataLoader: crop \(cropSize) larger than the images (\(dataset.height)×\(dataset.width))")
+        }
+        if case let .meanStd(mean, std) = normalization {
+            precondition(mean.count == dataset.channels && std.count == dataset.channels,
+                         "DataLoader: mean/std need \(dataset.channels) values each")
+        }
+        (self.dataset, self.batchSize, self.shuffle, self.dropLast, self.seed) = (dataset, batchSize, shuffle, dropLast, seed)
+        (self.augmentation, self.normalization, self.cropSize, self.prefetch) = (augmentation, normalization, cropSize, max(1, prefetch))
+    }
+
+    public var outputShape: [Int] { [dataset.channels, cropSize ?? dataset.height, cropSize ?? dataset.width] }
+
+    public var batchesPerEpoch: Int {
+        dropLast ? dataset.count / batchSize : (dataset.count + batchSize - 1) / batchSize
+    }
+
+    /// The sample order of an epoch (a seeded Fisher-Yates shuffle, or 0..<n).
+    public func order(epoch: Int) -> [Int] {
+        var order = Array(0..<dataset.count)
+        guard shuffle else { return order }
+        var g = SeededGenerator(seed: mix(seed, UInt64(epoch), 0x5348_5546))
+        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, g.nextInt(below: i + 1)) }
+        return order
+    }
+
+    /// Batch `index` of `epoch`, built on the calling thread.
+    public func batch(epoch: Int, index: Int, order precomputed: [Int]? = nil) -> Batch {
+        let order = precomputed ?? self.order(epoch: epoch)
+        let lo = index * batchSize, hi = min(order.count, lo + batchSize)
+        return makeBatch(Array(order[lo..<hi]), epoch: epoch)
+    }
+
+    /// The batches of one epoch, from `startBatch` on, prepared ahead in the background.
+    public func epoch(_ epoch: Int, startingAt startBatch: Int = 0) -> BatchSequence {
+        BatchSequence(loader: self, epoch: epoch, start: startBatch)
+    }
+
+    func makeBatch(_ indices: [Int], epoch: Int) -> Batch {
+        let (c, oh, ow) = (outputShape[0], outputShape[1], outputShape[2])
+        var images = Tensor.zeros([indices.count, c, oh, ow])
+        images.withMutableData { out in
+            dataset.pixels.withUnsafeBufferPointer { px in
+                for (k, i) in indices.enumerated() {
+                    transform(sample: i, epoch: epoch, pixels: px, into: out.baseAddress! + k * c * oh * ow)
+                }
+            }
+        }
+        return Batch(images: images, labels: indices.map { Int(dataset.labels[$0]) }, indices: indices)
+    }
+
+    /// Crop/translate + flip (one gather), photometric changes, normalisation, cutout.
+    func transform(sample i: Int, epoch: Int, pixels: UnsafeBufferPointer<UInt8>, into out: UnsafeMutablePointer<Float>) {
+        let (c, h, w) = (dataset.channels, dataset.height, dataset.width)
+        let (oh, ow) = (cropSize ?? h, cropSize ?? w)
+        let aug = augmentation
+        var g = SeededGenerator(seed: mix(seed, UInt64(epoch), UInt64(i)))
+        let pad = aug.randomCropPadding
+        // Source offset of the output window: random in training, centred otherwise.
+        var oy = (h - oh) / 2, ox = (w - ow) / 2
+        if aug.randomCrop {
+            oy = g.nextInt(below: h - oh + 2 * pad + 1) - pad
+            ox = g.nextInt(below: w - ow + 2 * pad + 1) - pad
+        }
+        let flip = aug.horizontalFlip && g.nextUniform() < 0.5
+        let reflect = aug.paddingMode == .reflect
+        let src = pixels.baseAddress! + i * c * h * w
+        for ch in 0..<c {
+            let plane = src + ch * h * w, dst = out + ch * oh * ow
+            for y in 0..<oh {
+                var sy = y + oy
+                if sy < 0 || sy >= h {
+                    if !reflect { for x in 0..<ow { dst[y * ow + x] = 0 }; continue }
+                    sy = sy < 0 ? -sy : 2 * (h - 1) - sy
+                }
+                for x in 0..<ow {
+                    var sx = (flip ? ow - 1 - x : x) + ox
+                    if sx < 0 || sx >= w {
+                        if !reflect { dst[y * ow + x] = 0; continue }
+                        sx = sx < 0 ? -sx : 2 * (w - 1) - sx
+                    }
+                    dst[y * ow + x] = Float(plane[sy * w + sx]) * (1 / 255)
+                }
+            }
+        }
+        let n = c * oh * ow
+        if aug.brightness > 0 {
+            let delta = (g.nextUniform() * 2 - 1) * aug.brightness
+            for j in 0..<n { out[j] += delta }
+        }
+        if let range = aug.contrast {
+            let factor = range.lowerBound + g.nextUniform() * (range.upperBound - range.lowerBound)
+            for ch in 0..<c {
+                let p = out + ch * oh * ow
+                var mean: Float = 0
+                for j in 0..<(oh * ow) { mean += p[j] }
+                mean /= Float(oh * ow)
+                for j in 0..<(oh * ow) { p[j] = (p[j] - mean) * factor + mean }
+            }
+        }
+        switch normalization {
+        case .unit: break
+        case let .meanStd(mean, std):
+            for ch in 0..<c {
+                let p = out + ch * oh * ow, m = mean[ch], s = 1 / std[ch]
+                for j in 0..<(oh * ow) { p[j] = (p[j] - m) * s }
+            }
+        case .perImageStandardization:
+            var sum: Double = 0, sq: Double = 0
+            for j in 0..<n { sum += Double(out[j]); sq += Double(out[j]) * Double(out[j]) }
+            let mean = sum / Double(n)
+            let std = max((sq / Double(n) - mean * mean).squareRoot(), 1 / Double(n).squareRoot())
+            let (m, s) = (Float(mean), Float(1 / std))
+            for j in 0..<n { out[j] = (out[j] - m) * s }
+        }
+        if aug.cutout > 0 {
+            let cy = g.nextInt(below: oh), cx = g.nextInt(below: ow), half = aug.cutout / 2
+            for ch in 0..<c {
+                for y in max(0, cy - half)..<min(oh, cy - half + aug.cutout) {
+                    for x in max(0, cx - half)..<min(ow, cx - half + aug.cutout) { out[(ch * oh + y) * ow + x] = 0 }
+                }
+            }
+        }
+    }
+}
+
+/// SplitMix-style mixing of a few integers into one seed.
+func mix(_ a: UInt64, _ b: UInt64, _ c: UInt64) -> UInt64 {
+    var x = a &* 0x9E37_79B9_7F4A_7C15 ^ b &* 0xBF58_476D_1CE4_E5B9 ^ c &* 0x94D0_49BB_1331_11EB
+    x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
+    return x ^ (x >> 31)
+}
+
+/// One epoch's batches, produced ahead by a background thread into a bounded queue.
+public struct BatchSequence: Sequence {
+    let loader: DataLoader
+    let epoch: Int
+    let start: Int
+
+    public func makeIterator() -> BatchIterator { BatchIterator(loader: loader, epoch: epoch, start: start) }
+}
+
+public final class BatchIterator: IteratorProtocol {
+    private final class Queue: @unchecked Sendable {
+        let lock = NSLock()
+        var items: [Int: Batch] = [:]
+        var cancelled = false
+        let ready = DispatchSemaphore(value: 0)
+        // Created at 0 and signalled up: libdispatch traps when a semaphore is freed below
+        // its initial value, which an iterator dropped mid-epoch would otherwise cause.
+        let slots = DispatchSemaphore(value: 0)
+        init(slots: Int) { for _ in 0..<slots { self.slots.signal() } }
+    }
+
+    private let queue: Queue
+    private var position: Int
+    private let end: Int
+
+    init(loader: DataLoader, epoch: Int, start: Int) {
+        let order = loader.order(epoch: epoch)
+        let total = loader.batchesPerEpoch
+        queue = Queue(slots: loader.prefetch)
+        position = start
+        end = total
+        let q = queue
+        let producer = Thread {
+            for b in start..<total {
+                q.slots.wait()
+                if q.lock.withLock({ q.cancelled }) { return }
+                let batch = loader.batch(epoch: epoch, index: b, order: order)
+                q.lock.withLock { q.items[b] = batch }
+                q.ready.signal()
+            }
+        }
+        producer.name = "sprout.dataloader"
+        producer.start()
+    }
+
+    public func next() -> Batch? {
+        guard position < end else { return nil }
+        queue.ready.wait()
+        let batch = queue.lock.withLock { queue.items.removeValue(forKey: position) }
+        queue.slots.signal()
+        position += 1
+        return batch
+    }
+
+    deinit {
+        queue.lock.withLock { queue.cancelled = true }
+        queue.slots.signal()
+    }
+}

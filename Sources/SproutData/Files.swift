@@ -1,0 +1,46 @@
+import CZlib
+import Foundation
+
+/// Reads a whole file; gzip-wrapped files (magic 1f 8b) are inflated.
+func readFile(_ path: String, gunzip: Bool = true) throws -> [UInt8] {
+    guard FileManager.default.fileExists(atPath: path) else { throw DatasetError.fileNotFound(path) }
+    let data: Data
+    do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+        throw DatasetError.unreadable(path, reason: "\(error.localizedDescription)")
+    }
+    let bytes = [UInt8](data)
+    if gunzip && bytes.count >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b { return try inflateGzip(bytes, path: path) }
+    return bytes
+}
+
+/// Inflates gzip data with zlib, refusing truncated or corrupt streams.
+func inflateGzip(_ input: [UInt8], path: String) throws -> [UInt8] {
+    var stream = z_stream()
+    guard sprout_inflate_init_gzip(&stream) == Z_OK else { throw DatasetError.corruptCompressedData(path, reason: "zlib init failed") }
+    defer { inflateEnd(&stream) }
+    var output = [UInt8]()
+    output.reserveCapacity(input.count * 4)
+    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    var status: Int32 = Z_OK
+    try input.withUnsafeBufferPointer { inBuf in
+        stream.next_in = UnsafeMutablePointer(mutating: inBuf.baseAddress)
+        stream.avail_in = uInt(inBuf.count)
+        repeat {
+            let produced: Int = chunk.withUnsafeMutableBufferPointer { out in
+                stream.next_out = out.baseAddress
+                stream.avail_out = uInt(out.count)
+                status = inflate(&stream, Z_NO_FLUSH)
+                return out.count - Int(stream.avail_out)
+            }
+            if status != Z_OK && status != Z_STREAM_END {
+                let message = stream.msg.map { String(cString: $0) } ?? "zlib error \(status)"
+                throw DatasetError.corruptCompressedData(path, reason: message)
+            }
+            output.append(contentsOf: chunk[0..<produced])
+            if status == Z_OK && produced == 0 && stream.avail_in == 0 {
+                throw DatasetError.corruptCompressedData(path, reason: "stream ends before its end marker (truncated file)")
+            }
+        } while status != Z_STREAM_END
+    }
+    return output
+}

@@ -1,0 +1,205 @@
+import CSTB
+import Foundation
+
+/// MNIST-family IDX files: `idx3` images (magic 2051) and `idx1` labels (magic 2049),
+/// big-endian headers, raw or gzip-wrapped.
+public enum IDX {
+    static func bigEndian(_ b: [UInt8], _ offset: Int) -> UInt32 {
+        UInt32(b[offset]) << 24 | UInt32(b[offset + 1]) << 16 | UInt32(b[offset + 2]) << 8 | UInt32(b[offset + 3])
+    }
+
+    /// Reads an image file and its label file into one dataset.
+    public static func load(images imagePath: String, labels labelPath: String, classNames: [String]) throws -> ImageDataset {
+        let img = try readFile(imagePath)
+        guard img.count >= 16 else { throw DatasetError.truncated(imagePath, expectedBytes: 16, foundBytes: img.count) }
+        let magic = bigEndian(img, 0)
+        guard magic == 2051 else { throw DatasetError.badMagic(imagePath, expected: 2051, found: magic) }
+        let (n, h, w) = (Int(bigEndian(img, 4)), Int(bigEndian(img, 8)), Int(bigEndian(img, 12)))
+        guard h > 0, w > 0 else { throw DatasetError.malformed(imagePath, reason: "image size \(h)×\(w)") }
+        let expected = 16 + n * h * w
+        guard img.count >= expected else { throw DatasetError.truncated(imagePath, expectedBytes: expected, foundBytes: img.count) }
+        guard img.count == expected else {
+            throw DatasetError.malformed(imagePath, reason: "\(img.count - expected) bytes after the \(n) images the header announces")
+        }
+
+        let lab = try readFile(labelPath)
+        guard lab.count >= 8 else { throw DatasetError.truncated(labelPath, expectedBytes: 8, foundBytes: lab.count) }
+        let lmagic = bigEndian(lab, 0)
+        guard lmagic == 2049 else { throw DatasetError.badMagic(labelPath, expected: 2049, found: lmagic) }
+        let ln = Int(bigEndian(lab, 4))
+        guard lab.count >= 8 + ln else { throw DatasetError.truncated(labelPath, expectedBytes: 8 + ln, foundBytes: lab.count) }
+        guard ln == n else { throw DatasetError.countMismatch(images: imagePath, labels: labelPath, imageCount: n, labelCount: ln) }
+        var labels = [Int32](repeating: 0, count: n)
+        for i in 0..<n {
+            let l = Int(lab[8 + i])
+            guard l < classNames.count else { throw DatasetError.labelOutOfRange(labelPath, index: i, label: l, classes: classNames.count) }
+            labels[i] = Int32(l)
+        }
+        return ImageDataset(pixels: Array(img[16...]), labels: labels, channels: 1, height: h, width: w,
+                            classNames: classNames, source: imagePath)
+    }
+}
+
+public enum DatasetSplit: String, Sendable, CaseIterable { case train, test }
+
+/// MNIST and Fashion-MNIST from a directory of the official file names (with or without .gz).
+public enum MNIST {
+    public static let digitNames = (0..<10).map(String.init)
+    public static let fashionNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+    public static func load(directory: String, split: DatasetSplit, fashion: Bool = false) throws -> ImageDataset {
+        let prefix = split == .train ? "train" : "t10k"
+        func find(_ base: String) throws -> String {
+            for name in [base + ".gz", base] {
+                let path = (directory as NSString).appendingPathComponent(name)
+                if FileManager.default.fileExists(atPath: path) { return path }
+            }
+            throw DatasetError.fileNotFound((directory as NSString).appendingPathComponent(base + "[.gz]"))
+        }
+        return try IDX.load(images: find("\(prefix)-images-idx3-ubyte"), labels: find("\(prefix)-labels-idx1-ubyte"),
+                            classNames: fashion ? fashionNames : digitNames)
+    }
+}
+
+/// CIFAR-10 and CIFAR-100 in the official binary format.
+public enum CIFAR {
+    /// CIFAR-10: `data_batch_1.bin` … `data_batch_5.bin` (train) or `test_batch.bin`; records
+    /// of 1 label byte + 3072 pixel bytes (R, G, B planes of 32×32). Missing batches of the
+    /// training set are an error unless `batches` names the ones to read.
+    public static func load10(directory: String, split: DatasetSplit, batches: [Int]? = nil) throws -> ImageDataset {
+        let names = split == .test ? ["test_batch.bin"] : (batches ?? Array(1...5)).map { "data_batch_\($0).bin" }
+        let classNames = try readClassNames((directory as NSString).appendingPathComponent("batches.meta.txt"),
+                                            fallback: ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"])
+        var pixels: [UInt8] = [], labels: [Int32] = []
+        for name in names {
+            let path = (directory as NSString).appendingPathComponent(name)
+            let (p, l) = try readRecords(path, labelBytes: 1, labelIndex: 0, classes: classNames.count)
+            pixels += p
+            labels += l
+        }
+        return ImageDataset(pixels: pixels, labels: labels, channels: 3, height: 32, width: 32,
+                            classNames: classNames, source: (directory as NSString).appendingPathComponent(names.joined(separator: ",")))
+    }
+
+    /// CIFAR-100: `train.bin` or `test.bin`, records of coarse label, fine label, 3072 pixels.
+    public static func load100(directory: String, split: DatasetSplit, fine: Bool = true) throws -> ImageDataset {
+        let path = (directory as NSString).appendingPathComponent(split == .train ? "train.bin" : "test.bin")
+        let metaName = fine ? "fine_label_names.txt" : "coarse_label_names.txt"
+        let classNames = try readClassNames((directory as NSString).appendingPathComponent(metaName),
+                                            fallback: (0..<(fine ? 100 : 20)).map(String.init))
+        let (p, l) = try readRecords(path, labelBytes: 2, labelIndex: fine ? 1 : 0, classes: classNames.count)
+        return ImageDataset(pixels: p, labels: l, channels: 3, height: 32, width: 32, classNames: classNames, source: path)
+    }
+
+    static func readRecords(_ path: String, labelBytes: Int, labelIndex: Int, classes: Int) throws -> ([UInt8], [Int32]) {
+        let bytes = try readFile(path, gunzip: false)
+        let record = labelBytes + 3072
+        guard !bytes.isEmpty else { throw DatasetError.truncated(path, expectedBytes: record, foundBytes: 0) }
+        guard bytes.count % record == 0 else {
+            throw DatasetError.truncated(path, expectedBytes: (bytes.count / record + 1) * record, foundBytes: bytes.count)
+        }
+        let n = bytes.count / record
+        var pixels = [UInt8](repeating: 0, count: n * 3072), labels = [Int32](repeating: 0, count: n)
+        try bytes.withUnsafeBufferPointer { src in
+            try pixels.withUnsafeMutableBufferPointer { dst in
+                for i in 0..<n {
+                    let l = Int(src[i * record + labelIndex])
+                    guard l < classes else { throw DatasetError.labelOutOfRange(path, index: i, label: l, classes: classes) }
+                    labels[i] = Int32(l)
+                    (dst.baseAddress! + i * 3072).update(from: src.baseAddress! + i * record + labelBytes, count: 3072)
+                }
+            }
+        }
+        return (pixels, labels)
+    }
+
+    /// One class name per non-empty line; the fallback when the file is absent.
+    static func readClassNames(_ path: String, fallback: [String]) throws -> [String] {
+        guard FileManager.default.fileExists(atPath: path) else { return fallback }
+        let text = String(decoding: try readFile(path, gunzip: false), as: UTF8.self)
+        let names = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard names.count == fallback.count else {
+            throw DatasetError.malformed(path, reason: "\(names.count) class names, expected \(fallback.count)")
+        }
+        return names
+    }
+}
+
+/// A folder of labelled photos: ROOT/<class>/*.png|*.jpg|*.jpeg (class = folder name, in
+/// sorted order). Each image is decoded with stb_image, converted to RGB (or gray when
+/// `channels` = 1), resized so its shorter side is `size`, and centre-cropped to size×size.
+public enum ImageFolder {
+    public static let extensions: Set<String> = ["png", "jpg", "jpeg"]
+
+    public struct LoadReport: Sendable { public var skipped: [(path: String, reason: String)] = [] }
+
+    public static func load(root: String, size: Int, channels: Int = 3, skipBadImages: Bool = false,
+                            classNames fixedClasses: [String]? = nil) throws -> (dataset: ImageDataset, report: LoadReport) {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else { throw DatasetError.fileNotFound(root) }
+        let classes = try fixedClasses ?? fm.contentsOfDirectory(atPath: root).filter {
+            var d: ObjCBool = false
+            return fm.fileExists(atPath: (root as NSString).appendingPathComponent($0), isDirectory: &d) && d.boolValue && !$0.hasPrefix(".")
+        }.sorted()
+        var pixels: [UInt8] = [], labels: [Int32] = []
+        var report = LoadReport()
+        for (label, name) in classes.enumerated() {
+            let dir = (root as NSString).appendingPathComponent(name)
+            let files = ((try? fm.contentsOfDirectory(atPath: dir)) ?? [])
+                .filter { extensions.contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
+            for file in files {
+                let path = (dir as NSString).appendingPathComponent(file)
+                do {
+                    pixels += try decodeImage(path: path, size: size, channels: channels)
+                    labels.append(Int32(label))
+                } catch let error as DatasetError where skipBadImages {
+                    report.skipped.append((path, error.description))
+                }
+            }
+        }
+        guard !labels.isEmpty else { throw DatasetError.emptyFolder(root) }
+        return (ImageDataset(pixels: pixels, labels: labels, channels: channels, height: size, width: size,
+                             classNames: classes, source: root), report)
+    }
+
+    /// Decodes a PNG/JPEG file to `channels`×size×size bytes (planar, like the tensors).
+    public static func decodeImage(path: String, size: Int, channels: Int = 3) throws -> [UInt8] {
+        let bytes = try readFile(path, gunzip: false)
+        return try decodeImage(bytes: bytes, size: size, channels: channels, name: path)
+    }
+
+    /// Decodes PNG/JPEG bytes (e.g. an HTTP body) to planar `channels`×size×size bytes.
+    public static func decodeImage(bytes: [UInt8], size: Int, channels: Int = 3, name: String = "image") throws -> [UInt8] {
+        precondition(channels == 1 || channels == 3, "decodeImage: channels must be 1 or 3")
+        guard !bytes.isEmpty else { throw DatasetError.undecodableImage(name, reason: "empty file") }
+        var w: Int32 = 0, h: Int32 = 0, n: Int32 = 0
+        guard let data = bytes.withUnsafeBufferPointer({ stbi_load_from_memory($0.baseAddress, Int32($0.count), &w, &h, &n, Int32(channels)) }) else {
+            let reason = stbi_failure_reason().map { String(cString: $0) } ?? "unknown format"
+            throw DatasetError.undecodableImage(name, reason: reason)
+        }
+        defer { stbi_image_free(data) }
+        guard w > 0, h > 0, Int(w) * Int(h) <= 100_000_000 else {
+            throw DatasetError.undecodableImage(name, reason: "unsupported size \(w)×\(h)")
+        }
+        // Shorter side to `size`, then the centre square.
+        let scale = Double(size) / Double(min(w, h))
+        let rw = max(size, Int((Double(w) * scale).rounded())), rh = max(size, Int((Double(h) * scale).rounded()))
+        var resized = [UInt8](repeating: 0, count: rw * rh * channels)
+        let ok = resized.withUnsafeMutableBufferPointer { out in
+            stbir_resize_uint8(data, w, h, 0, out.baseAddress, Int32(rw), Int32(rh), 0, Int32(channels))
+        }
+        guard ok != 0 else { throw DatasetError.undecodableImage(name, reason: "resize failed") }
+        let (x0, y0) = ((rw - size) / 2, (rh - size) / 2)
+        var planar = [UInt8](repeating: 0, count: channels * size * size)
+        for c in 0..<channels {
+            for y in 0..<size {
+                for x in 0..<size {
+                    planar[(c * size + y) * size + x] = resized[((y0 + y) * rw + x0 + x) * channels + c]
+                }
+            }
+        }
+        return planar
+    }
+}

@@ -1,0 +1,50 @@
+import SproutTensor
+
+public final class MaxPool2D: Layer {
+    public let kernelSize: (Int, Int), stride: (Int, Int), padding: Padding
+    public var isTraining = true
+
+    public init(kernelSize: Int, stride: Int? = nil, padding: Padding = .valid) {
+        self.kernelSize = (kernelSize, kernelSize)
+        self.stride = (stride ?? kernelSize, stride ?? kernelSize)
+        self.padding = padding
+    }
+
+    public func forward(_ x: Tensor) -> Tensor { maxPool2d(x, kernelSize: kernelSize, stride: stride, padding: padding) }
+    public var summaryName: String { "MaxPool2D(\(kernelSize.0)×\(kernelSize.1), stride \(stride.0), \(padding.summary))" }
+}
+
+public final class AvgPool2D: Layer {
+    public let kernelSize: (Int, Int), stride: (Int, Int), padding: Padding
+    public var isTraining = true
+
+    public init(kernelSize: Int, stride: Int? = nil, padding: Padding = .valid) {
+        self.kernelSize = (kernelSize, kernelSize)
+        self.stride = (stride ?? kernelSize, stride ?? kernelSize)
+        self.padding = padding
+    }
+
+    public func forward(_ x: Tensor) -> Tensor { avgPool2d(x, kernelSize: kernelSize, stride: stride, padding: padding) }
+    public var summaryName: String { "AvgPool2D(\(kernelSize.0)×\(kernelSize.1), stride \(stride.0), \(padding.summary))" }
+}
+
+/// [N, C, H, W] → [N, C]
+public final class GlobalAvgPool: Layer {
+    public var isTraining = true
+    public init() {}
+    public func forward(_ x: Tensor) -> Tensor { globalAvgPool2d(x) }
+}
+
+/// [N, C, H, W] → [N, C]
+public final class GlobalMaxPool: Layer {
+    public var isTraining = true
+    public init() {}
+    public func forward(_ x: Tensor) -> Tensor { globalMaxPool2d(x) }
+}
+
+/// [N, …] → [N, rest]
+public final class Flatten: Layer {
+    public var isTraining = true
+    public init() {}
+    public func forward(_ x: Tensor) -> Tensor { x.flattened(startingAt: 1) }
+}

@@ -1,0 +1,153 @@
+import SproutTensor
+
+/// Errors when building a model by name.
+public enum ModelError: Error, CustomStringConvertible, Equatable {
+    case unknownModel(String, known: [String])
+    case unsupportedInput(model: String, shape: [Int], expected: String)
+
+    public var description: String {
+        switch self {
+        case let .unknownModel(name, known): return "unknown model '\(name)'; the zoo has: \(known.joined(separator: ", "))"
+        case let .unsupportedInput(model, shape, expected): return "model '\(model)' cannot take input \(shape): it expects \(expected)"
+        }
+    }
+}
+
+/// The model zoo: every entry buildable by name for an input shape [C, H, W] and a class count.
+public enum Zoo {
+    public struct Entry: Sendable {
+        public let name: String
+        public let summary: String
+        /// The input it was designed for, [C, H, W].
+        public let defaultInput: [Int]
+    }
+
+    public static let entries: [Entry] = [
+        Entry(name: "mlp", summary: "two hidden layers of 512 and 256 with ReLU", defaultInput: [1, 28, 28]),
+        Entry(name: "mnist-cnn", summary: "Keras's MNIST CNN: conv3×3 32, conv3×3 64, maxpool, dropout, fc 128, fc", defaultInput: [1, 28, 28]),
+        Entry(name: "lenet5", summary: "LeNet-5 with ReLU and max pooling", defaultInput: [1, 28, 28]),
+        Entry(name: "tf-cifar10", summary: "the TensorFlow CIFAR-10 tutorial net (LRN, 1,068,298 parameters)", defaultInput: [3, 24, 24]),
+        Entry(name: "tf-cifar10-nolrn", summary: "the TensorFlow tutorial net without its two LRN layers", defaultInput: [3, 24, 24]),
+        Entry(name: "resnet9", summary: "David Page's ResNet-9 (width multiplier --width)", defaultInput: [3, 32, 32]),
+        Entry(name: "airbench", summary: "airbench94's net: frozen 2×2 whitening, three conv groups 64/256/256, ×1/9 head", defaultInput: [3, 32, 32]),
+        Entry(name: "resnet18", summary: "ResNet-18, CIFAR variant (3×3 stem, no stem pooling)", defaultInput: [3, 32, 32]),
+    ]
+
+    public static var names: [String] { entries.map(\.name) }
+
+    /// Builds `name` for inputs [C, H, W] and `classes` outputs. `width` scales channel
+    /// counts where the model has one (resnet9, resnet18, airbench).
+    public static func build(_ name: String, inputShape: [Int], classes: Int, width: Float = 1) throws -> any Layer {
+        guard inputShape.count == 3 else {
+            throw ModelError.unsupportedInput(model: name, shape: inputShape, expected: "[C, H, W]")
+        }
+        let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
+        func scaled(_ n: Int) -> Int { max(1, Int((Float(n) * width).rounded())) }
+        switch name {
+        case "mlp":
+            return Sequential {
+                Flatten()
+                Linear(inFeatures: c * h * w, outFeatures: 512); ReLU()
+                Linear(inFeatures: 512, outFeatures: 256); ReLU()
+                Linear(inFeatures: 256, outFeatures: classes)
+            }
+        case "mnist-cnn":
+            guard h >= 6, w >= 6 else { throw ModelError.unsupportedInput(model: name, shape: inputShape, expected: "at least 6×6") }
+            let flat = 64 * ((h - 4) / 2) * ((w - 4) / 2)
+            return Sequential {
+                Conv2D(inChannels: c, outChannels: 32, kernelSize: 3); ReLU()
+                Conv2D(inChannels: 32, outChannels: 64, kernelSize: 3); ReLU()
+                MaxPool2D(kernelSize: 2)
+                Dropout(probability: 0.25)
+                Flatten()
+                Linear(inFeatures: flat, outFeatures: 128); ReLU()
+                Dropout(probability: 0.5)
+                Linear(inFeatures: 128, outFeatures: classes)
+            }
+        case "lenet5":
+            guard h >= 12, w >= 12 else { throw ModelError.unsupportedInput(model: name, shape: inputShape, expected: "at least 12×12") }
+            let flat = 16 * ((h / 2 - 4) / 2) * ((w / 2 - 4) / 2)
+            return Sequential {
+                Conv2D(inChannels: c, outChannels: 6, kernelSize: 5, padding: .same); ReLU()
+                MaxPool2D(kernelSize: 2)
+                Conv2D(inChannels: 6, outChannels: 16, kernelSize: 5); ReLU()
+                MaxPool2D(kernelSize: 2)
+                Flatten()
+                Linear(inFeatures: flat, outFeatures: 120); ReLU()
+                Linear(inFeatures: 120, outFeatures: 84); ReLU()
+                Linear(inFeatures: 84, outFeatures: classes)
+            }
+        case "tf-cifar10", "tf-cifar10-nolrn":
+            return tfCifar10(inputShape: inputShape, classes: classes, lrn: name == "tf-cifar10")
+        case "resnet9":
+            return resnet9(inChannels: c, classes: classes, width: width)
+        case "airbench":
+            return Airbench(inChannels: c, classes: classes, widths: [scaled(64), scaled(256), scaled(256)])
+        case "resnet18":
+            let widths = [64, 128, 256, 512].map(scaled)
+            var layers: [any Layer] = [
+                Conv2D(inChannels: c, outChannels: widths[0], kernelSize: 3, padding: .symmetric(1, 1), bias: false),
+                BatchNorm2D(features: widths[0]), ReLU(),
+            ]
+            var inC = widths[0]
+            for (stage, wd) in widths.enumerated() {
+                layers.append(BasicBlock(inChannels: inC, outChannels: wd, stride: stage == 0 ? 1 : 2))
+                layers.append(BasicBlock(inChannels: wd, outChannels: wd))
+                inC = wd
+            }
+            layers += [GlobalAvgPool(), Linear(inFeatures: inC, outFeatures: classes)] as [any Layer]
+            return Sequential(layers)
+        default:
+            throw ModelError.unknownModel(name, known: names)
+        }
+    }
+
+    /// The TensorFlow CIFAR-10 tutorial net, layer for layer, with its initialisation and
+    /// its weight decay (0.004 on the two hidden fully connected layers only).
+    static func tfCifar10(inputShape: [Int], classes: Int, lrn: Bool) -> any Layer {
+        let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
+        // Two SAME 3×3/2 pools: ⌈⌈h/2⌉/2⌉
+        let (ph, pw) = (((h + 1) / 2 + 1) / 2, ((w + 1) / 2 + 1) / 2)
+        let flat = 64 * ph * pw
+        let fc3 = Linear(inFeatures: flat, outFeatures: 384, weightInitializer: .truncatedNormal(std: 0.04), biasInitializer: .constant(0.1))
+        let fc4 = Linear(inFeatures: 384, outFeatures: 192, weightInitializer: .truncatedNormal(std: 0.04), biasInitializer: .constant(0.1))
+        fc3.weight.weightDecay = 0.004
+        fc4.weight.weightDecay = 0.004
+        return Sequential {
+            Conv2D(inChannels: c, outChannels: 64, kernelSize: 5, padding: .same,
+                   weightInitializer: .truncatedNormal(std: 5e-2), biasInitializer: .zeros)
+            ReLU()
+            MaxPool2D(kernelSize: 3, stride: 2, padding: .same)
+            if lrn { LocalResponseNorm(depthRadius: 4, bias: 1, alpha: 0.001 / 9, beta: 0.75) }
+            Conv2D(inChannels: 64, outChannels: 64, kernelSize: 5, padding: .same,
+                   weightInitializer: .truncatedNormal(std: 5e-2), biasInitializer: .constant(0.1))
+            ReLU()
+            if lrn { LocalResponseNorm(depthRadius: 4, bias: 1, alpha: 0.001 / 9, beta: 0.75) }
+            MaxPool2D(kernelSize: 3, stride: 2, padding: .same)
+            Flatten()
+            fc3; ReLU()
+            fc4; ReLU()
+            Linear(inFeatures: 192, outFeatures: classes, weightInitializer: .truncatedNormal(std: 1 / 192), biasInitializer: .zeros)
+        }
+    }
+
+    /// David Page's ResNet-9 (the DAWNBench CIFAR-10 net).
+    static func resnet9(inChannels: Int, classes: Int, width: Float) -> any Layer {
+        func ch(_ n: Int) -> Int { max(1, Int((Float(n) * width).rounded())) }
+        func convBN(_ i: Int, _ o: Int) -> [any Layer] {
+            [Conv2D(inChannels: i, outChannels: o, kernelSize: 3, padding: .symmetric(1, 1), bias: false),
+             BatchNorm2D(features: o), ReLU()]
+        }
+        return Sequential {
+            convBN(inChannels, ch(64))
+            convBN(ch(64), ch(128)); MaxPool2D(kernelSize: 2)
+            Residual { convBN(ch(128), ch(128)); convBN(ch(128), ch(128)) }
+            convBN(ch(128), ch(256)); MaxPool2D(kernelSize: 2)
+            convBN(ch(256), ch(512)); MaxPool2D(kernelSize: 2)
+            Residual { convBN(ch(512), ch(512)); convBN(ch(512), ch(512)) }
+            GlobalMaxPool()
+            Linear(inFeatures: ch(512), outFeatures: classes, bias: false)
+            Scale(0.125)
+        }
+    }
+}

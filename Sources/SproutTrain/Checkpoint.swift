@@ -1,0 +1,176 @@
+import Foundation
+import SproutNN
+import SproutOptim
+import SproutTensor
+
+/// How to rebuild the model of a checkpoint.
+public struct ModelSpec: Codable, Sendable, Equatable {
+    public var name: String
+    /// [C, H, W] the network takes.
+    public var inputShape: [Int]
+    public var classes: Int
+    public var width: Float
+
+    public init(name: String, inputShape: [Int], classes: Int, width: Float = 1) {
+        (self.name, self.inputShape, self.classes, self.width) = (name, inputShape, classes, width)
+    }
+
+    public func build() throws -> any Layer {
+        try Zoo.build(name, inputShape: inputShape, classes: classes, width: width)
+    }
+}
+
+/// How images were prepared for the model (so `predict`/`serve` do the same).
+public struct PreprocessingSpec: Codable, Sendable, Equatable {
+    /// "unit", "mean_std" or "per_image_standardization"
+    public var normalization: String
+    public var mean: [Float]?
+    public var std: [Float]?
+    /// Images are resized (shorter side) to this, then centre-cropped to the model's input.
+    public var resize: Int
+    public var channels: Int
+
+    public init(normalization: String, mean: [Float]? = nil, std: [Float]? = nil, resize: Int, channels: Int) {
+        (self.normalization, self.mean, self.std, self.resize, self.channels) = (normalization, mean, std, resize, channels)
+    }
+}
+
+/// The manifest of one checkpoint; written last, so its presence means the checkpoint is whole.
+public struct CheckpointManifest: Codable, Sendable {
+    public var format = "sprout-checkpoint-1"
+    public var step: Int
+    public var epoch: Int
+    /// Batches of `epoch` already done (resume continues from here).
+    public var batchInEpoch: Int
+    public var model: ModelSpec
+    public var classNames: [String]
+    public var preprocessing: PreprocessingSpec
+    public var metrics: [String: Double]
+    public var hasEMA: Bool
+    public var weightsFile: String
+    public var stateFile: String
+    public var config: [String: String]
+    public var createdAt: String
+
+    public init(step: Int, epoch: Int, batchInEpoch: Int, model: ModelSpec, classNames: [String],
+                preprocessing: PreprocessingSpec, metrics: [String: Double], hasEMA: Bool,
+                weightsFile: String, stateFile: String, config: [String: String]) {
+        (self.step, self.epoch, self.batchInEpoch, self.model) = (step, epoch, batchInEpoch, model)
+        (self.classNames, self.preprocessing, self.metrics, self.hasEMA) = (classNames, preprocessing, metrics, hasEMA)
+        (self.weightsFile, self.stateFile, self.config) = (weightsFile, stateFile, config)
+        createdAt = utcTimestamp()
+    }
+}
+
+/// Checkpoints of one run: `DIR/ckpt-<step>.safetensors` (model weights, names as in the
+/// model summary), `DIR/ckpt-<step>.state.safetensors` (optimizer state, EMA weights) and
+/// `DIR/ckpt-<step>.json` (manifest, written last).
+public struct CheckpointDirectory: Sendable {
+    public let path: String
+
+    public init(_ path: String) { self.path = path }
+
+    public func base(step: Int) -> String { (path as NSString).appendingPathComponent(String(format: "ckpt-%08d", step)) }
+
+    @discardableResult
+    public func save(model: any Layer, optimizer: (any Optimizer)?, ema: ExponentialMovingAverage?,
+                     manifest: CheckpointManifest, keep: Int = 5) throws -> String {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let base = base(step: manifest.step)
+        var m = manifest
+        m.weightsFile = (base as NSString).lastPathComponent + ".safetensors"
+        m.stateFile = (base as NSString).lastPathComponent + ".state.safetensors"
+        m.hasEMA = ema != nil
+        let named = model.namedParameters
+        try SafeTensors.write(named.map { ($0.name, $0.parameter.value) },
+                              metadata: ["format": "sprout", "model": manifest.model.name], to: base + ".safetensors")
+        var state: [(name: String, tensor: Tensor)] = []
+        if let optimizer {
+            let names = Dictionary(uniqueKeysWithValues: named.map { (ObjectIdentifier($0.parameter), $0.name) })
+            state += optimizer.stateTensors(names: names).sorted { $0.key < $1.key }.map { ("optimizer.\($0.key)", $0.value) }
+        }
+        if let ema {
+            state += ema.shadow.sorted { $0.key < $1.key }.map { ("ema.\($0.key)", $0.value) }
+            state.append(("ema_updates", Tensor(Float(ema.updates))))
+        }
+        try SafeTensors.write(state, metadata: ["format": "sprout-state"], to: base + ".state.safetensors")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeAtomically([UInt8](try encoder.encode(m)), to: base + ".json")
+        try prune(keep: keep)
+        return base + ".json"
+    }
+
+    /// Manifests of complete checkpoints, oldest first.
+    public func manifests() -> [String] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        return files.filter { $0.hasPrefix("ckpt-") && $0.hasSuffix(".json") }.sorted()
+            .map { (path as NSString).appendingPathComponent($0) }
+    }
+
+    public func latest() -> String? { manifests().last }
+
+    func prune(keep: Int) throws {
+        guard keep > 0 else { return }
+        for manifest in manifests().dropLast(keep) {
+            let base = String(manifest.dropLast(5))
+            // The manifest goes first: a reader never finds a manifest without its data.
+            for f in [manifest, base + ".safetensors", base + ".state.safetensors"] { try? FileManager.default.removeItem(atPath: f) }
+        }
+    }
+
+    public static func readManifest(_ path: String) throws -> CheckpointManifest {
+        guard let data = FileManager.default.contents(atPath: path) else { throw CheckpointError.fileNotFound(path) }
+        do { return try JSONDecoder().decode(CheckpointManifest.self, from: data) } catch {
+            throw CheckpointError.badHeader(path, reason: "manifest is not valid: \(error)")
+        }
+    }
+}
+
+/// A checkpoint loaded from disk.
+public struct LoadedCheckpoint {
+    public let manifestPath: String
+    public let manifest: CheckpointManifest
+    public let model: any Layer
+    /// Optimizer state and EMA shadow, by name.
+    public let state: [String: Tensor]
+
+    /// Rebuilds the model from the manifest and loads its weights (checked tensor by tensor).
+    public static func load(manifest path: String) throws -> LoadedCheckpoint {
+        let manifest = try CheckpointDirectory.readManifest(path)
+        let dir = (path as NSString).deletingLastPathComponent
+        let model = try manifest.model.build()
+        try loadWeights(into: model, from: (dir as NSString).appendingPathComponent(manifest.weightsFile))
+        let statePath = (dir as NSString).appendingPathComponent(manifest.stateFile)
+        let state = FileManager.default.fileExists(atPath: statePath) ? try SafeTensors.read(statePath).tensors : [:]
+        return LoadedCheckpoint(manifestPath: path, manifest: manifest, model: model, state: state)
+    }
+
+    /// The EMA weights of the checkpoint, if it has them.
+    public var emaWeights: [String: Tensor]? {
+        guard manifest.hasEMA else { return nil }
+        var out: [String: Tensor] = [:]
+        for (k, v) in state where k.hasPrefix("ema.") { out[String(k.dropFirst(4))] = v }
+        return out.isEmpty ? nil : out
+    }
+
+    /// Puts the EMA weights into the model (for evaluation and serving).
+    public func useEMAWeights() {
+        guard let ema = emaWeights else { return }
+        for (name, p) in model.namedParameters { if let v = ema[name], v.shape == p.value.shape { p.value = v } }
+    }
+}
+
+/// Loads a safetensors file into `model`: every parameter must be present with its shape,
+/// and every tensor in the file must belong to the model.
+public func loadWeights(into model: any Layer, from path: String) throws {
+    let (tensors, order, _) = try SafeTensors.read(path)
+    let named = model.namedParameters
+    let expected = Set(named.map(\.name))
+    for name in order where !expected.contains(name) { throw CheckpointError.unexpectedTensor(path, tensor: name) }
+    for (name, p) in named {
+        guard let t = tensors[name] else { throw CheckpointError.missingTensor(path, tensor: name) }
+        guard t.shape == p.value.shape else { throw CheckpointError.shapeMismatch(path, tensor: name, expected: p.value.shape, found: t.shape) }
+    }
+    for (name, p) in named { p.value = tensors[name]! }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import SproutData
+import SproutNN
+import SproutOptim
+import SproutTensor
+
+/// Everything a training run needs; saved as `config.json` in the run directory so that a
+/// run can be resumed, evaluated and served from its directory alone.
+public struct RunConfiguration: Codable, Sendable, Equatable {
+    public var dataset = "fashion-mnist"
+    public var dataDir: String?
+    public var model: String?
+    public var width: Float = 1
+    public var epochs = 10
+    public var steps: Int?
+    public var batchSize = 128
+    public var optimizer = "sgd"
+    public var learningRate: Float?
+    public var momentum: Float = 0.9
+    public var nesterov = false
+    public var weightDecay: Float = 5e-4
+    public var schedule = "onecycle"
+    public var warmupFraction: Float = 0.2
+    public var labelSmoothing: Float = 0
+    public var emaDecay: Float?
+    public var clipNorm: Float?
+    public var validationSplit: Int?
+    public var augment: Bool?
+    public var seed: UInt64 = 0
+    public var checkpointEverySteps: Int?
+    public var checkpointEverySeconds: Double? = 600
+    public var keepCheckpoints = 3
+
+    public init() {}
+
+    public var modelName: String { model ?? RunConfiguration.defaultModel(dataset) }
+
+    public static func defaultModel(_ dataset: String) -> String {
+        dataset.hasPrefix("cifar") ? "tf-cifar10" : dataset == "folder" ? "resnet9" : "mnist-cnn"
+    }
+
+    public static func defaultDataDir(_ dataset: String) -> String? {
+        dataset == "fashion-mnist" ? "/usr/share/datasets/fashion-mnist" : nil
+    }
+}
+
+public enum RunError: Error, CustomStringConvertible {
+    case invalid(String)
+    public var description: String { switch self { case .invalid(let m): return m } }
+}
+
+/// The data of a run: the training split, the split it validates on and how images are prepared.
+public struct RunData {
+    public var train: ImageDataset
+    public var validation: ImageDataset
+    public var validationName: String
+    public var preprocessing: PreprocessingSpec
+    public var modelInput: [Int]
+    public var augmentation: Augmentation
+
+    public var normalization: Normalization {
+        switch preprocessing.normalization {
+        case "per_image_standardization": return .perImageStandardization
+        case "mean_std": return .meanStd(mean: preprocessing.mean ?? [], std: preprocessing.std ?? [])
+        default: return .unit
+        }
+    }
+
+    public var cropSize: Int? { modelInput[1] < train.height ? modelInput[1] : nil }
+
+    /// Reads the dataset the configuration names, splits off validation data and chooses the
+    /// preprocessing for its model.
+    public static func load(_ config: RunConfiguration) throws -> RunData {
+        let dir = config.dataDir ?? RunConfiguration.defaultDataDir(config.dataset)
+        guard let dir else { throw RunError.invalid("--data-dir is required for dataset '\(config.dataset)'") }
+        var train: ImageDataset, test: ImageDataset?
+        switch config.dataset {
+        case "mnist", "fashion-mnist":
+            let fashion = config.dataset == "fashion-mnist"
+            train = try MNIST.load(directory: dir, split: .train, fashion: fashion)
+            test = try? MNIST.load(directory: dir, split: .test, fashion: fashion)
+        case "cifar10":
+            train = try CIFAR.load10(directory: dir, split: .train)
+            test = try? CIFAR.load10(directory: dir, split: .test)
+        case "cifar100":
+            train = try CIFAR.load100(directory: dir, split: .train)
+            test = try? CIFAR.load100(directory: dir, split: .test)
+        case "folder":
+            train = try ImageFolder.load(root: dir, size: 32, skipBadImages: true).dataset
+            test = nil
+        default:
+            throw RunError.invalid("unknown dataset '\(config.dataset)' (mnist, fashion-mnist, cifar10, cifar100, folder)")
+        }
+        var validation: ImageDataset, validationName: String
+        if let n = config.validationSplit {
+            guard n > 0 && n < train.count else { throw RunError.invalid("--val-split \(n) must be between 1 and \(train.count - 1)") }
+            (train, validation) = train.splittingLast(n)
+            validationName = "val (last \(n) training images)"
+        } else if let test {
+            validation = test
+            validationName = "test"
+        } else {
+            let n = min(5000, train.count / 10)
+            (train, validation) = train.splittingLast(n)
+            validationName = "val (last \(n) training images)"
+        }
+        let model = config.modelName
+        let isTF = model.hasPrefix("tf-cifar10")
+        let input = isTF ? [train.channels, 24, 24] : train.shape
+        let preprocessing: PreprocessingSpec
+        if isTF {
+            preprocessing = PreprocessingSpec(normalization: "per_image_standardization", resize: train.height, channels: train.channels)
+        } else {
+            let (mean, std) = train.channelStatistics()
+            preprocessing = PreprocessingSpec(normalization: "mean_std", mean: mean, std: std, resize: train.height, channels: train.channels)
+        }
+        let colour = train.channels == 3
+        let augment = config.augment ?? colour
+        var augmentation = Augmentation.none
+        if augment {
+            augmentation = isTF ? Augmentation(randomCrop: true, horizontalFlip: true, brightness: 0.25, contrast: 0.2...1.8)
+                                : Augmentation(randomCropPadding: colour ? 4 : 2, paddingMode: colour ? .reflect : .zero,
+                                               horizontalFlip: colour)
+        }
+        return RunData(train: train, validation: validation, validationName: validationName,
+                       preprocessing: preprocessing, modelInput: input, augmentation: augmentation)
+    }
+}
+
+/// Builds the optimizer and schedule of a configuration.
+public func makeOptimizer(_ config: RunConfiguration, model: any Layer, stepsPerEpoch: Int)
+    throws -> (optimizer: any Optimizer, schedule: any LearningRateSchedule) {
+    let totalSteps = config.steps ?? config.epochs * stepsPerEpoch
+    let params = model.trainableParameters
+    let lr: Float
+    let optimizer: any Optimizer
+    switch config.optimizer {
+    case "sgd", "nesterov":
+        lr = config.learningRate ?? 0.05
+        optimizer = SGD(groups: [ParameterGroup(params)], learningRate: lr, momentum: config.momentum,
+                        nesterov: config.nesterov || config.optimizer == "nesterov", weightDecay: config.weightDecay)
+    case "adam":
+        lr = config.learningRate ?? 1e-3
+        optimizer = Adam(groups: [ParameterGroup(params)], learningRate: lr, weightDecay: config.weightDecay)
+    case "adamw":
+        lr = config.learningRate ?? 1e-3
+        optimizer = Adam(groups: [ParameterGroup(params)], learningRate: lr, weightDecay: config.weightDecay, decoupledWeightDecay: true)
+    default:
+        throw RunError.invalid("unknown optimizer '\(config.optimizer)' (sgd, nesterov, adam, adamw)")
+    }
+    let schedule: any LearningRateSchedule
+    switch config.schedule {
+    case "constant": schedule = ConstantSchedule(lr)
+    case "onecycle": schedule = PiecewiseLinear.oneCycle(totalSteps: totalSteps, peak: lr, warmupFraction: config.warmupFraction, start: lr / 10)
+    case "cosine": schedule = CosineDecay(initial: lr, totalSteps: totalSteps, warmupSteps: Int(Float(totalSteps) * config.warmupFraction))
+    case "staircase":
+        // TensorFlow tutorial: ×0.1 every 350 epochs (of 50,000 images at batch 128).
+        schedule = ExponentialDecay(initial: lr, decaySteps: max(1, 350 * stepsPerEpoch), decayRate: 0.1, staircase: true)
+    default:
+        throw RunError.invalid("unknown schedule '\(config.schedule)' (constant, onecycle, cosine, staircase)")
+    }
+    return (optimizer, schedule)
+}

@@ -1,0 +1,173 @@
+import Foundation
+import SproutData
+import SproutNN
+import SproutOptim
+import SproutTensor
+
+public enum TrainingError: Error, CustomStringConvertible {
+    case nonFiniteLoss(step: Int, epoch: Int, loss: Float)
+    public var description: String {
+        switch self {
+        case let .nonFiniteLoss(step, epoch, loss):
+            return "loss became \(loss) at step \(step) (epoch \(epoch + 1)); training stopped, the last good checkpoint is kept"
+        }
+    }
+}
+
+/// Hooks with Keras's names; every method has an empty default.
+public protocol TrainingCallback: AnyObject {
+    func trainBegin(_ trainer: Trainer)
+    func trainEnd(_ trainer: Trainer)
+    func epochBegin(_ trainer: Trainer, epoch: Int)
+    func epochEnd(_ trainer: Trainer, epoch: Int, logs: [String: Double])
+    func batchBegin(_ trainer: Trainer, step: Int)
+    func batchEnd(_ trainer: Trainer, step: Int, logs: [String: Double])
+}
+
+extension TrainingCallback {
+    public func trainBegin(_ trainer: Trainer) {}
+    public func trainEnd(_ trainer: Trainer) {}
+    public func epochBegin(_ trainer: Trainer, epoch: Int) {}
+    public func epochEnd(_ trainer: Trainer, epoch: Int, logs: [String: Double]) {}
+    public func batchBegin(_ trainer: Trainer, step: Int) {}
+    public func batchEnd(_ trainer: Trainer, step: Int, logs: [String: Double]) {}
+}
+
+/// The training loop: fit/evaluate with callbacks, a learning-rate schedule, label
+/// smoothing, gradient clipping, weight EMA and a NaN guard.
+public final class Trainer {
+    public let model: any Layer
+    public let optimizer: any Optimizer
+    public var schedule: (any LearningRateSchedule)?
+    public var labelSmoothing: Float = 0
+    public var ema: ExponentialMovingAverage?
+    public var clipNorm: Float?
+    public var callbacks: [any TrainingCallback] = []
+
+    public private(set) var step = 0
+    /// Epoch in progress (0-based) and batches of it already done: where a resume continues.
+    public private(set) var epoch = 0
+    public private(set) var batchInEpoch = 0
+    /// Set (e.g. from a signal handler) to stop after the current batch.
+    public var stopRequested: Bool {
+        get { stopFlag.withLock { $0 } }
+        set { stopFlag.withLock { $0 = newValue } }
+    }
+    private let stopFlag = NSLockedBool()
+    public private(set) var lastEvaluation: Evaluation?
+    /// The loop ended on an error (a non-finite loss): no checkpoint is written at the end.
+    public private(set) var failed = false
+    public private(set) var history: [[String: Double]] = []
+    /// Images per second over the last epoch's training steps.
+    public private(set) var imagesPerSecond: Double = 0
+
+    public init(model: any Layer, optimizer: any Optimizer) {
+        self.model = model
+        self.optimizer = optimizer
+    }
+
+    /// Continues from a checkpoint's position.
+    public func restorePosition(step: Int, epoch: Int, batchInEpoch: Int) {
+        (self.step, self.epoch, self.batchInEpoch) = (step, epoch, batchInEpoch)
+    }
+
+    /// One optimisation step; returns the batch's loss and number of correct predictions.
+    public func trainStep(_ batch: Batch) throws -> (loss: Float, correct: Int) {
+        if let schedule { optimizer.learningRate = schedule.learningRate(at: step) }
+        model.train()
+        var logits = Tensor(0)
+        let smoothing = labelSmoothing
+        let (loss, grads) = valueWithGradient(of: model) { m in
+            let out = m(batch.images)
+            logits = out.detached
+            return crossEntropy(logits: out, labels: batch.labels, labelSmoothing: smoothing)
+        }
+        let value = loss.scalar
+        guard value.isFinite else { throw TrainingError.nonFiniteLoss(step: step, epoch: epoch, loss: value) }
+        var g = grads
+        if let clipNorm { clipGradients(&g, maxNorm: clipNorm) }
+        optimizer.update(along: g)
+        ema?.update()
+        step += 1
+        let predicted = logits.argmax(alongAxis: 1)
+        return (value, zip(predicted, batch.labels).filter { $0 == $1 }.count)
+    }
+
+    /// Trains until `epochs` epochs (or `maxSteps` steps) are done, evaluating `validation`
+    /// at the end of each epoch.
+    public func fit(_ train: DataLoader, validation: DataLoader? = nil, epochs: Int, maxSteps: Int? = nil) throws {
+        callbacks.forEach { $0.trainBegin(self) }
+        defer { callbacks.forEach { $0.trainEnd(self) } }
+        while epoch < epochs && !stopRequested && (maxSteps.map { step < $0 } ?? true) {
+            callbacks.forEach { $0.epochBegin(self, epoch: epoch) }
+            var lossSum = 0.0, correct = 0, seen = 0
+            let started = Date()
+            for batch in train.epoch(epoch, startingAt: batchInEpoch) {
+                callbacks.forEach { $0.batchBegin(self, step: step) }
+                let (loss, hits): (Float, Int)
+                do { (loss, hits) = try trainStep(batch) } catch { failed = true; throw error }
+                batchInEpoch += 1
+                lossSum += Double(loss) * Double(batch.labels.count)
+                correct += hits
+                seen += batch.labels.count
+                let elapsed = Date().timeIntervalSince(started)
+                imagesPerSecond = elapsed > 0 ? Double(seen) / elapsed : 0
+                let logs: [String: Double] = ["loss": Double(loss), "accuracy": Double(hits) / Double(batch.labels.count),
+                                              "learning_rate": Double(optimizer.learningRate), "images_per_second": imagesPerSecond]
+                callbacks.forEach { $0.batchEnd(self, step: step, logs: logs) }
+                if stopRequested || (maxSteps.map { step >= $0 } ?? false) { break }
+            }
+            let finished = batchInEpoch >= train.batchesPerEpoch
+            var logs: [String: Double] = [:]
+            if seen > 0 {
+                logs["train/loss"] = lossSum / Double(seen)
+                logs["train/accuracy"] = Double(correct) / Double(seen)
+                logs["train/images_per_second"] = imagesPerSecond
+            }
+            if finished, let validation {
+                let e = evaluate(validation)
+                lastEvaluation = e
+                logs["val/loss"] = e.loss
+                logs["val/accuracy"] = e.top1
+                logs["val/top5"] = e.top5
+            }
+            if finished {
+                history.append(logs)
+                callbacks.forEach { $0.epochEnd(self, epoch: epoch, logs: logs) }
+                epoch += 1
+                batchInEpoch = 0
+            }
+        }
+    }
+
+    /// Loss, top-1/top-5 and the confusion matrix on `loader`, in evaluation mode, with the
+    /// EMA weights when there are any.
+    public func evaluate(_ loader: DataLoader, useEMA: Bool = true) -> Evaluation {
+        let run = { evaluateModel(self.model, on: loader) }
+        if useEMA, let ema { return ema.withAveragedWeights(run) }
+        return run()
+    }
+}
+
+/// Evaluates any model on a loader (evaluation mode, nothing recorded).
+public func evaluateModel(_ model: any Layer, on loader: DataLoader) -> Evaluation {
+    let wasTraining = model.isTraining
+    model.eval()
+    defer { model.setTraining(wasTraining) }
+    var acc = EvaluationAccumulator(classNames: loader.dataset.classNames)
+    withoutGradient {
+        for batch in loader.epoch(0) {
+            let logits = model(batch.images)
+            let loss = crossEntropy(logits: logits, labels: batch.labels)
+            acc.add(logits: logits, labels: batch.labels, loss: loss.scalar)
+        }
+    }
+    return acc.result
+}
+
+/// A Bool behind a lock (set from signal handlers, read by the loop).
+final class NSLockedBool: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func withLock<R>(_ body: (inout Bool) -> R) -> R { lock.lock(); defer { lock.unlock() }; return body(&value) }
+}

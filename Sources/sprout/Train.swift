@@ -1,0 +1,179 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Sprout
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a model on a dataset, with checkpoints, TensorBoard logs and resume.",
+        discussion: """
+        Examples:
+          sprout train                                   # mnist-cnn on Fashion-MNIST (Debian's dataset-fashion-mnist)
+          sprout train --dataset mnist --data-dir DIR --val-split 5000 --optimizer adam --epochs 4
+          sprout train --dataset cifar10 --data-dir DIR --model tf-cifar10 --val-split 5000
+          sprout train --resume --run-dir runs/NAME      # continue a stopped run exactly
+        """)
+
+    @Option(help: "mnist, fashion-mnist, cifar10, cifar100 or folder (ROOT/<class>/*.png|jpg).") var dataset: String?
+    @Option(help: "Directory holding the dataset's official files.") var dataDir: String?
+    @Option(help: "Zoo model (sprout models lists them).") var model: String?
+    @Option(help: "Channel-width multiplier (resnet9, resnet18, airbench).") var width: Float?
+    @Option(help: "Epochs to train.") var epochs: Int?
+    @Option(help: "Stop after this many steps in all.") var steps: Int?
+    @Option(help: "Images per step.") var batchSize: Int?
+    @Option(help: "sgd, nesterov, adam or adamw.") var optimizer: String?
+    @Option(name: [.customLong("lr"), .customLong("learning-rate")], help: "Peak learning rate.") var learningRate: Float?
+    @Option(help: "SGD momentum.") var momentum: Float?
+    @Option(help: "Weight decay (L2 for sgd/adam, decoupled for adamw).") var weightDecay: Float?
+    @Option(help: "constant, onecycle, cosine or staircase.") var schedule: String?
+    @Option(help: "Fraction of the run spent warming up (onecycle, cosine).") var warmup: Float?
+    @Option(help: "Label smoothing ε.") var labelSmoothing: Float?
+    @Option(help: "Keep an exponential moving average of the weights with this decay (evaluation uses it).") var ema: Float?
+    @Option(help: "Clip gradients to this global L2 norm.") var clipNorm: Float?
+    @Option(help: "Hold out the last N training images for validation (default: the test split when present).") var valSplit: Int?
+    @Option(help: "Augment training images (flip/crop/translate): true or false. Default: on for colour datasets.") var augment: Bool?
+    @Option(help: "Run directory (default runs/<dataset>-<model>-<time>).") var runDir: String?
+    @Option(help: "Random seed (weights, data order, augmentation).") var seed: UInt64?
+    @Option(help: "Checkpoint every N steps.") var checkpointEverySteps: Int?
+    @Option(help: "Checkpoint every N seconds (default 600).") var checkpointEverySeconds: Double?
+    @Flag(help: "Continue the run in --run-dir from its newest checkpoint.") var resume = false
+    @OptionGroup var threadOptions: ThreadOptions
+
+    func makeConfiguration() throws -> RunConfiguration {
+        var c = RunConfiguration()
+        if let dataset { c.dataset = dataset }
+        c.dataDir = dataDir ?? c.dataDir
+        c.model = model ?? c.model
+        if let width { c.width = width }
+        if let epochs { c.epochs = epochs }
+        c.steps = steps ?? c.steps
+        if let batchSize { c.batchSize = batchSize }
+        if let optimizer { c.optimizer = optimizer }
+        c.learningRate = learningRate ?? c.learningRate
+        if let momentum { c.momentum = momentum }
+        if let weightDecay { c.weightDecay = weightDecay }
+        if let schedule { c.schedule = schedule }
+        if let warmup { c.warmupFraction = warmup }
+        if let labelSmoothing { c.labelSmoothing = labelSmoothing }
+        c.emaDecay = ema ?? c.emaDecay
+        c.clipNorm = clipNorm ?? c.clipNorm
+        c.validationSplit = valSplit ?? c.validationSplit
+        c.augment = augment ?? c.augment
+        if let seed { c.seed = seed }
+        c.checkpointEverySteps = checkpointEverySteps ?? c.checkpointEverySteps
+        c.checkpointEverySeconds = checkpointEverySeconds ?? c.checkpointEverySeconds
+        guard c.batchSize > 0, c.epochs > 0 else { throw ValidationError("--batch-size and --epochs must be positive") }
+        return c
+    }
+
+    func run() throws {
+        try threadOptions.apply()
+        let runDirectory: String
+        var config: RunConfiguration
+        if resume {
+            guard let runDir else { throw ValidationError("--resume needs --run-dir") }
+            runDirectory = runDir
+            let path = (runDir as NSString).appendingPathComponent("config.json")
+            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("\(path): no such file; nothing to resume") }
+            config = try JSONDecoder().decode(RunConfiguration.self, from: data)
+            if let epochs { config.epochs = epochs }
+            if let steps { config.steps = steps }
+        } else {
+            config = try makeConfiguration()
+            let stamp = utcTimestamp(compact: true)
+            runDirectory = runDir ?? "runs/\(config.dataset)-\(config.modelName)-\(stamp)"
+        }
+        try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeAtomically([UInt8](try encoder.encode(config)), to: (runDirectory as NSString).appendingPathComponent("config.json"))
+
+        let data = try RunData.load(config)
+        print("data: \(config.dataset) — train \(data.train.count) images, \(data.validationName) \(data.validation.count), \(data.train.classCount) classes, input \(data.modelInput)")
+        seedEverything(config.seed)
+        let spec = ModelSpec(name: config.modelName, inputShape: data.modelInput, classes: data.train.classCount, width: config.width)
+        let model = try spec.build()
+        let loader = DataLoader(dataset: data.train, batchSize: config.batchSize, shuffle: true, dropLast: true, seed: config.seed,
+                                augmentation: data.augmentation, normalization: data.normalization, cropSize: data.cropSize)
+        let validation = DataLoader(dataset: data.validation, batchSize: 500, normalization: data.normalization, cropSize: data.cropSize)
+        if let airbench = model as? Airbench {
+            let sample = DataLoader(dataset: data.train, batchSize: min(5000, data.train.count), normalization: data.normalization)
+            airbench.initializeWhitening(from: sample.batch(epoch: 0, index: 0).images)
+        }
+        let (optimizer, schedule) = try makeOptimizer(config, model: model, stepsPerEpoch: loader.batchesPerEpoch)
+        let trainer = Trainer(model: model, optimizer: optimizer)
+        trainer.schedule = schedule
+        trainer.labelSmoothing = config.labelSmoothing
+        trainer.clipNorm = config.clipNorm
+        if let decay = config.emaDecay { trainer.ema = ExponentialMovingAverage(model: model, decay: decay) }
+
+        let checkpoints = CheckpointDirectory((runDirectory as NSString).appendingPathComponent("checkpoints"))
+        if resume {
+            guard let manifestPath = checkpoints.latest() else { throw CheckpointError.noCheckpoint(checkpoints.path) }
+            let loaded = try LoadedCheckpoint.load(manifest: manifestPath)
+            for ((_, p), (_, q)) in zip(model.namedParameters, loaded.model.namedParameters) { p.value = q.value }
+            let names = Dictionary(uniqueKeysWithValues: model.namedParameters.map { (ObjectIdentifier($0.parameter), $0.name) })
+            var optimizerState: [String: Tensor] = [:]
+            for (k, v) in loaded.state where k.hasPrefix("optimizer.") { optimizerState[String(k.dropFirst(10))] = v }
+            try optimizer.loadState(optimizerState, names: names)
+            if let ema = trainer.ema, let shadow = loaded.emaWeights {
+                ema.load(shadow: shadow, updates: Int(loaded.state["ema_updates"]?.scalar ?? 0))
+            }
+            let m = loaded.manifest
+            trainer.restorePosition(step: m.step, epoch: m.epoch, batchInEpoch: m.batchInEpoch)
+            print("resumed from \(manifestPath): step \(m.step), epoch \(m.epoch + 1), batch \(m.batchInEpoch)")
+        }
+
+        let summaryText = summary(model, inputShape: data.modelInput)
+        print("model: \(spec.name) — \(grouped(summaryText.totalParameters)) parameters, \(grouped(summaryText.totalFlops)) forward FLOPs per image")
+        print("run dir: \(runDirectory)  (tensorboard --logdir \(runDirectory))")
+
+        let classNames = data.train.classNames, preprocessing = data.preprocessing
+        let configStrings = ["seed": "\(config.seed)", "dataset": config.dataset]
+        let checkpointCallback = CheckpointCallback(
+            directory: checkpoints, everySteps: config.checkpointEverySteps, everySeconds: config.checkpointEverySeconds,
+            keep: config.keepCheckpoints) { t in
+                var metrics: [String: Double] = [:]
+                if let e = t.lastEvaluation { metrics = ["val/accuracy": e.top1, "val/loss": e.loss, "val/top5": e.top5] }
+                return CheckpointManifest(step: t.step, epoch: t.epoch, batchInEpoch: t.batchInEpoch, model: spec,
+                                          classNames: classNames, preprocessing: preprocessing, metrics: metrics,
+                                          hasEMA: t.ema != nil, weightsFile: "", stateFile: "", config: configStrings)
+            }
+        let tensorboard = try TensorBoardWriter(directory: runDirectory)
+        let jsonl = try JSONLWriter(path: (runDirectory as NSString).appendingPathComponent("metrics.jsonl"))
+        trainer.callbacks = [
+            ProgressCallback(epochs: config.epochs, batchesPerEpoch: loader.batchesPerEpoch),
+            ScalarLogCallback(tensorboard: tensorboard, jsonl: jsonl),
+            checkpointCallback,
+        ]
+
+        // SIGINT/SIGTERM: finish the batch, write a checkpoint, exit 0.
+        let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                print("\nsignal \(sig): stopping after this batch and writing a checkpoint")
+                trainer.stopRequested = true
+            }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+
+        let started = Date()
+        do {
+            try trainer.fit(loader, validation: validation, epochs: config.epochs, maxSteps: config.steps)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let wall = Date().timeIntervalSince(started)
+        if trainer.stopRequested {
+            print("stopped at step \(trainer.step); resume with: sprout train --resume --run-dir \(runDirectory)")
+            return
+        }
+        let final = trainer.lastEvaluation ?? trainer.evaluate(validation)
+        print(String(format: "done: %d steps in %@ — %@ accuracy %.4f (top-5 %.4f), loss %.4f", trainer.step, formatDuration(wall),
+                     data.validationName, final.top1, final.top5, final.loss))
+        if let m = checkpointCallback.lastManifest { print("checkpoint: \(m)") }
+    }
+}
