@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <sched.h>
 #include <string.h>
+#include <stdio.h>
 #include <unistd.h>
 
 static uint64_t read_xcr0(void) {
@@ -62,3 +63,5 @@ int sprout_available_cores(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }
+
+void sprout_line_buffer_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }

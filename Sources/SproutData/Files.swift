@@ -32,6 +32,9 @@ func inflateGzip(_ input: [UInt8], path: String) throws -> [UInt8] {
                 status = inflate(&stream, Z_NO_FLUSH)
                 return out.count - Int(stream.avail_out)
             }
+            if status == Z_BUF_ERROR && stream.avail_in == 0 {
+                throw DatasetError.corruptCompressedData(path, reason: "stream ends before its end marker (truncated file)")
+            }
             if status != Z_OK && status != Z_STREAM_END {
                 let message = stream.msg.map { String(cString: $0) } ?? "zlib error \(status)"
                 throw DatasetError.corruptCompressedData(path, reason: message)

@@ -203,3 +203,17 @@ public enum ImageFolder {
         return planar
     }
 }
+
+/// Writes images with stb_image_write.
+public enum ImageWriter {
+    /// Planar bytes [channels, height, width] → a PNG file.
+    public static func writePNG(planar: [UInt8], channels: Int, height: Int, width: Int, to path: String) throws {
+        precondition(planar.count == channels * height * width, "writePNG: \(planar.count) bytes for \(channels)×\(height)×\(width)")
+        var interleaved = [UInt8](repeating: 0, count: planar.count)
+        for c in 0..<channels { for i in 0..<(height * width) { interleaved[i * channels + c] = planar[c * height * width + i] } }
+        let ok = interleaved.withUnsafeBufferPointer {
+            stbi_write_png(path, Int32(width), Int32(height), Int32(channels), $0.baseAddress, Int32(width * channels))
+        }
+        guard ok != 0 else { throw DatasetError.unreadable(path, reason: "PNG write failed") }
+    }
+}

@@ -91,6 +91,12 @@ public struct Gradients: @unchecked Sendable {
     public let parameters: [Parameter]
     public var tensors: [Tensor]
 
+    public init(parameters: [Parameter], tensors: [Tensor]) {
+        precondition(parameters.count == tensors.count, "Gradients: \(tensors.count) tensors for \(parameters.count) parameters")
+        self.parameters = parameters
+        self.tensors = tensors
+    }
+
     public subscript(_ p: Parameter) -> Tensor? {
         parameters.firstIndex { $0 === p }.map { tensors[$0] }
     }

@@ -33,6 +33,9 @@ public enum SystemInfo {
 
     public static var oneDNNEnabled: Bool { sprout_dnnl_enabled() != 0 }
 
+    /// Line-buffers stdout, so progress lines reach pipes and logs as they are printed.
+    public static func lineBufferStandardOutput() { sprout_line_buffer_stdout() }
+
     #if DEBUG
     public static let buildConfiguration = "debug"
     #else

@@ -1,4 +1,5 @@
 import ArgumentParser
 import Sprout
 
+SystemInfo.lineBufferStandardOutput()
 SproutCommand.main()

@@ -20,6 +20,9 @@ void sprout_cpu_brand(char *out, size_t capacity);
 /// CPUs in this process's affinity mask (falls back to the online count).
 int sprout_available_cores(void);
 
+/// Makes stdout line-buffered (progress reaches pipes and CI logs as it happens).
+void sprout_line_buffer_stdout(void);
+
 // ---- Threads of the native libraries -------------------------------------
 /// Sets OpenMP's thread count (oneDNN's pool) when the OpenMP runtime is loaded.
 void sprout_set_omp_threads(int threads);

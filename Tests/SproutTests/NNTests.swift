@@ -1,0 +1,107 @@
+import Testing
+@testable import SproutNN
+import SproutTensor
+
+@Suite struct LayerTests {
+    @Test func tfTutorialNetHasItsParameterCount() throws {
+        seedEverything(0)
+        let model = try Zoo.build("tf-cifar10", inputShape: [3, 24, 24], classes: 10)
+        let s = summary(model, inputShape: [3, 24, 24])
+        #expect(s.totalParameters == 1_068_298)
+        #expect(s.rows.last?.outputShape == [10])
+        #expect(s.rows.first { $0.name.contains("Conv2D(64→64") }?.flops == 2 * 64 * 12 * 12 * 64 * 25)
+        // Weight decay only on the two hidden fully connected layers.
+        let decayed = model.namedParameters.filter { $0.parameter.weightDecay != nil }.map(\.name)
+        #expect(decayed == ["9.weight", "11.weight"])
+    }
+
+    @Test(arguments: ["mlp", "mnist-cnn", "lenet5", "tf-cifar10", "tf-cifar10-nolrn", "resnet9", "airbench", "resnet18"])
+    func everyZooModelBuildsAndRuns(name: String) throws {
+        seedEverything(1)
+        let entry = try #require(Zoo.entries.first { $0.name == name })
+        let width: Float = ["resnet9", "resnet18", "airbench"].contains(name) ? 0.125 : 1
+        let model = try Zoo.build(name, inputShape: entry.defaultInput, classes: 7, width: width)
+        model.eval()
+        let y = withoutGradient { model(Tensor.zeros([2] + entry.defaultInput)) }
+        #expect(y.shape == [2, 7])
+        #expect(model.parameterCount > 0)
+        let names = model.namedParameters.map(\.name)
+        #expect(Set(names).count == names.count, "parameter names are unique")
+    }
+
+    @Test func unknownModelNamesTheZoo() {
+        #expect(throws: ModelError.unknownModel("vgg", known: Zoo.names)) {
+            try Zoo.build("vgg", inputShape: [3, 32, 32], classes: 10)
+        }
+    }
+
+    @Test func namedParametersComposeDottedNames() {
+        let model = Sequential {
+            Conv2D(inChannels: 1, outChannels: 2, kernelSize: 3)
+            BatchNorm2D(features: 2)
+            Residual { Conv2D(inChannels: 2, outChannels: 2, kernelSize: 1, bias: false) }
+        }
+        #expect(model.namedParameters.map(\.name) == [
+            "0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var", "2.body.0.weight",
+        ])
+        #expect(model.trainableParameters.count == 5)
+    }
+
+    @Test func trainAndEvalModes() {
+        let dropout = Dropout(probability: 0.5, seed: 3)
+        let bn = BatchNorm2D(features: 2)
+        let model = Sequential([dropout, bn])
+        let x = Tensor(shape: [4, 2, 1, 1], scalars: [1, 2, 3, 4, 5, 6, 7, 8])
+        model.eval()
+        #expect(!dropout.isTraining && !bn.isTraining)
+        // Evaluation: dropout is the identity and BN uses running statistics (0, 1).
+        let y = withoutGradient { model(x) }
+        #expect(zip(y.scalars, x.scalars).allSatisfy { abs($0 - $1 / (1 + 1e-5).squareRoot()) < 1e-4 })
+        model.train()
+        _ = withoutGradient { model(x) }
+        #expect(bn.runningMean.value.scalars.allSatisfy { $0 != 0 }, "training updates running statistics")
+    }
+
+    @Test func diracConvolutionIsTheIdentity() {
+        let conv = Conv2D(inChannels: 3, outChannels: 3, kernelSize: 3, padding: .same, bias: false, weightInitializer: .dirac)
+        let x = Tensor.arange(to: 3 * 5 * 5).reshaped(to: [1, 3, 5, 5])
+        #expect(withoutGradient { conv(x) }.scalars == x.scalars)
+    }
+
+    @Test func initializersHaveTheirScale() {
+        var g = SeededGenerator(seed: 2)
+        let glorot = Initializer.glorotUniform.make([200, 100], generator: &g)
+        let bound = (6.0 / 300.0).squareRoot()
+        #expect(glorot.scalars.allSatisfy { abs(Double($0)) <= bound })
+        let he = Initializer.heNormal.make([64, 32, 3, 3], generator: &g)
+        let std = he.variance().scalar.squareRoot()
+        #expect(abs(std - (2 / Float(32 * 9)).squareRoot()) < 0.01)
+        let tn = Initializer.truncatedNormal(std: 0.04).make([1000], generator: &g)
+        #expect(tn.scalars.allSatisfy { abs($0) <= 0.08 })
+    }
+
+    @Test func gradientsReachEveryTrainableParameter() throws {
+        seedEverything(4)
+        let model = try Zoo.build("resnet9", inputShape: [3, 16, 16], classes: 3, width: 0.0625)
+        let x = Tensor.ones([2, 3, 16, 16])
+        let (_, grads) = valueWithGradient(of: model) { m in crossEntropy(logits: m(x), labels: [0, 2]) }
+        #expect(grads.tensors.count == model.trainableParameters.count)
+        for (p, g) in zip(grads.parameters, grads.tensors) { #expect(g.shape == p.value.shape) }
+        #expect(grads.globalNorm > 0)
+    }
+
+    @Test func airbenchWhiteningDecorrelatesPatches() {
+        seedEverything(5)
+        let net = Airbench(inChannels: 3, classes: 10, widths: [8, 8, 8])
+        var g = SeededGenerator(seed: 6)
+        // Correlated channels: the same noise in all three, plus a little of its own.
+        let base = Tensor.normal([64, 1, 8, 8], generator: &g)
+        let images = Tensor.concatenate([base, base * 0.5 + Tensor.normal([64, 1, 8, 8], std: 0.1, generator: &g),
+                                         base * -1 + Tensor.normal([64, 1, 8, 8], std: 0.2, generator: &g)], alongAxis: 1)
+        net.initializeWhitening(from: images)
+        let out = withoutGradient { net.whiten(images) }
+        // The first 12 channels of the output have about unit variance.
+        let perChannel = out.slice(0..<12, alongAxis: 1).variance(alongAxes: [0, 2, 3]).scalars
+        for v in perChannel { #expect(abs(v - 1) < 0.2, "whitened variance \(v)") }
+    }
+}

@@ -1,0 +1,218 @@
+import Foundation
+import Testing
+import SproutData
+import SproutNN
+import SproutOptim
+import SproutTensor
+@testable import SproutTrain
+
+@Suite struct CheckpointTests {
+    func model() -> any Layer {
+        seedEverything(11)
+        return Sequential {
+            Conv2D(inChannels: 1, outChannels: 3, kernelSize: 3)
+            BatchNorm2D(features: 3)
+            Flatten()
+            Linear(inFeatures: 3 * 6 * 6, outFeatures: 4)
+        }
+    }
+
+    @Test func safetensorsRoundTripIsExact() throws {
+        let dir = TemporaryDirectory()
+        let m = model()
+        let path = dir.file("w.safetensors")
+        try SafeTensors.write(m.namedParameters.map { ($0.name, $0.parameter.value) }, metadata: ["k": "v"], to: path)
+        let (tensors, order, metadata) = try SafeTensors.read(path)
+        #expect(metadata["k"] == "v")
+        #expect(Set(order) == Set(m.namedParameters.map(\.name)))
+        for (name, p) in m.namedParameters {
+            #expect(tensors[name]?.shape == p.value.shape)
+            #expect(tensors[name]?.scalars == p.value.scalars, "\(name) differs after the round trip")
+        }
+        // Header: u64 length, then JSON padded to 8 bytes.
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let n = bytes[0..<8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        #expect(n % 8 == 0)
+        #expect(bytes[8] == UInt8(ascii: "{"))
+    }
+
+    @Test func loadingValidatesEverything() throws {
+        let dir = TemporaryDirectory()
+        let m = model()
+        let path = dir.file("w.safetensors")
+        try SafeTensors.write(m.namedParameters.map { ($0.name, $0.parameter.value) }, to: path)
+        let good = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+
+        let truncated = dir.file("truncated.safetensors")
+        FileManager.default.createFile(atPath: truncated, contents: Data(good.prefix(good.count - 10)))
+        #expect {
+            try loadWeights(into: model(), from: truncated)
+        } throws: { error in
+            guard case let CheckpointError.badTensor(p, tensor, reason) = error else { return false }
+            return p == truncated && !tensor.isEmpty && reason.contains("outside")
+        }
+
+        let short = dir.file("short.safetensors")
+        FileManager.default.createFile(atPath: short, contents: Data(good.prefix(5)))
+        #expect(throws: CheckpointError.truncated(short, reason: "5 bytes, less than the 8-byte header length")) {
+            try loadWeights(into: model(), from: short)
+        }
+
+        var garbage = good
+        garbage[8] = UInt8(ascii: "!")
+        let bad = dir.file("bad.safetensors")
+        FileManager.default.createFile(atPath: bad, contents: Data(garbage))
+        #expect(throws: CheckpointError.badHeader(bad, reason: "not JSON")) { try loadWeights(into: model(), from: bad) }
+
+        // Another architecture: different Linear width.
+        let other = Sequential {
+            Conv2D(inChannels: 1, outChannels: 3, kernelSize: 3)
+            BatchNorm2D(features: 3)
+            Flatten()
+            Linear(inFeatures: 3 * 6 * 6, outFeatures: 5)
+        }
+        #expect(throws: CheckpointError.shapeMismatch(path, tensor: "3.weight", expected: [5, 108], found: [4, 108])) {
+            try loadWeights(into: other, from: path)
+        }
+        let fewer = Sequential { Conv2D(inChannels: 1, outChannels: 3, kernelSize: 3) }
+        #expect(throws: CheckpointError.self) { try loadWeights(into: fewer, from: path) }
+    }
+
+    @Test func checkpointDirectoryKeepsTheNewestAndWritesTheManifestLast() throws {
+        let dir = TemporaryDirectory()
+        let m = model()
+        let sgd = SGD(for: m, learningRate: 0.1, momentum: 0.9)
+        let ckpts = CheckpointDirectory(dir.file("checkpoints"))
+        let spec = ModelSpec(name: "custom", inputShape: [1, 8, 8], classes: 4)
+        let prep = PreprocessingSpec(normalization: "unit", resize: 8, channels: 1)
+        for step in [10, 20, 30] {
+            try ckpts.save(model: m, optimizer: sgd, ema: nil, manifest: CheckpointManifest(
+                step: step, epoch: 0, batchInEpoch: step, model: spec, classNames: ["a", "b", "c", "d"], preprocessing: prep,
+                metrics: [:], hasEMA: false, weightsFile: "", stateFile: "", config: [:]), keep: 2)
+        }
+        #expect(ckpts.manifests().map { ($0 as NSString).lastPathComponent } == ["ckpt-00000020.json", "ckpt-00000030.json"])
+        let files = try FileManager.default.contentsOfDirectory(atPath: ckpts.path)
+        #expect(!files.contains { $0.contains("tmp") }, "no temporary files are left behind")
+        let manifest = try CheckpointDirectory.readManifest(ckpts.latest()!)
+        #expect(manifest.step == 30 && manifest.weightsFile == "ckpt-00000030.safetensors")
+    }
+}
+
+@Suite struct LogTests {
+    @Test func crc32cKnownValues() {
+        #expect(crc32c(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(crc32c([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
+    }
+
+    @Test func tensorBoardRecordsAreFramedAndChecksummed() throws {
+        let dir = TemporaryDirectory()
+        let writer = try TensorBoardWriter(directory: dir.path)
+        writer.add(scalars: [("loss", 0.5), ("val/accuracy", 0.25)], step: 7)
+        writer.flush()
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: writer.path)))
+        var offset = 0
+        var records: [[UInt8]] = []
+        while offset < bytes.count {
+            let lengthBytes = Array(bytes[offset..<(offset + 8)])
+            let length = lengthBytes.enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+            let lengthCRC = bytes[(offset + 8)..<(offset + 12)].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
+            #expect(lengthCRC == maskedCRC32C(lengthBytes))
+            let data = Array(bytes[(offset + 12)..<(offset + 12 + length)])
+            let dataCRC = bytes[(offset + 12 + length)..<(offset + 16 + length)].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
+            #expect(dataCRC == maskedCRC32C(data))
+            records.append(data)
+            offset += 16 + length
+        }
+        #expect(records.count == 2)
+        #expect(String(decoding: records[0], as: UTF8.self).contains("brain.Event:2"))
+        // Event: wall_time (field 1, fixed64), step (field 2, varint 7), summary (field 5).
+        #expect(records[1][0] == 0x09 && records[1][9] == 0x10 && records[1][10] == 7 && records[1][11] == 0x2A)
+        #expect(String(decoding: records[1], as: UTF8.self).contains("val/accuracy"))
+    }
+
+    @Test func jsonlLines() throws {
+        let dir = TemporaryDirectory()
+        let writer = try JSONLWriter(path: dir.file("m.jsonl"))
+        writer.add(["loss": 1.5], step: 1)
+        writer.add(["loss": 0.5, "acc": 0.9], step: 2)
+        writer.flush()
+        let lines = try String(contentsOfFile: dir.file("m.jsonl"), encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 2)
+        let second = try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as! [String: Any]
+        #expect(second["step"] as? Int == 2 && second["acc"] as? Double == 0.9)
+    }
+}
+
+@Suite struct TrainerTests {
+    /// A real learning run of a few seconds: a small CNN on 600 real Fashion-MNIST images
+    /// (or, without the Debian package, a generated dataset, saying so).
+    @Test func lossFallsAndAccuracyRisesOnRealImages() throws {
+        let train: ImageDataset, test: ImageDataset
+        if RealData.exists(RealData.fashionMNIST) {
+            train = try MNIST.load(directory: RealData.fashionMNIST, split: .train, fashion: true).subset(0..<600)
+            test = try MNIST.load(directory: RealData.fashionMNIST, split: .test, fashion: true).subset(0..<300)
+        } else {
+            print("Fashion-MNIST not installed: learning test runs on a generated dataset")
+            (train, test) = bandsDataset(count: 900, size: 28).splittingLast(300)
+        }
+        seedEverything(21)
+        let model = Sequential {
+            Conv2D(inChannels: 1, outChannels: 8, kernelSize: 3, stride: 2, padding: .same); ReLU()
+            Conv2D(inChannels: 8, outChannels: 16, kernelSize: 3, stride: 2, padding: .same); ReLU()
+            GlobalAvgPool()
+            Linear(inFeatures: 16, outFeatures: train.classCount)
+        }
+        let loader = DataLoader(dataset: train, batchSize: 50, shuffle: true, seed: 1, normalization: .perImageStandardization)
+        let eval = DataLoader(dataset: test, batchSize: 100, normalization: .perImageStandardization)
+        let trainer = Trainer(model: model, optimizer: Adam(for: model, learningRate: 0.01))
+        let before = trainer.evaluate(eval)
+        try trainer.fit(loader, validation: eval, epochs: 6)
+        let after = try #require(trainer.lastEvaluation)
+        #expect(after.loss < before.loss * 0.7, "loss \(before.loss) → \(after.loss)")
+        #expect(after.top1 > 0.5, "accuracy \(after.top1) should be far above chance (0.1)")
+        #expect(trainer.history.count == 6)
+        let trainLoss = trainer.history.compactMap { $0["train/loss"] }
+        #expect(trainLoss.last! < trainLoss.first!)
+    }
+
+    @Test func nonFiniteLossStopsTrainingAndKeepsTheLastGoodCheckpoint() throws {
+        let data = bandsDataset(count: 40)
+        seedEverything(3)
+        let model = Sequential { Flatten(); Linear(inFeatures: 64, outFeatures: 4) }
+        let trainer = Trainer(model: model, optimizer: SGD(for: model, learningRate: 0.1))
+        let dir = TemporaryDirectory()
+        let ckpt = CheckpointCallback(directory: CheckpointDirectory(dir.path), everySteps: 1) { t in
+            CheckpointManifest(step: t.step, epoch: t.epoch, batchInEpoch: t.batchInEpoch,
+                               model: ModelSpec(name: "custom", inputShape: [1, 8, 8], classes: 4), classNames: data.classNames,
+                               preprocessing: PreprocessingSpec(normalization: "unit", resize: 8, channels: 1),
+                               metrics: [:], hasEMA: false, weightsFile: "", stateFile: "", config: [:])
+        }
+        // Divergence after the third step, as an exploding run would produce.
+        let diverge = Diverge(after: 3, parameter: model.trainableParameters[0])
+        trainer.callbacks = [ckpt, diverge]
+        #expect {
+            try trainer.fit(DataLoader(dataset: data, batchSize: 10), epochs: 5)
+        } throws: { error in
+            guard case let TrainingError.nonFiniteLoss(step, _, _) = error else { return false }
+            return step >= 1
+        }
+        #expect(trainer.failed)
+        let latest = try #require(CheckpointDirectory(dir.path).latest())
+        let manifest = try CheckpointDirectory.readManifest(latest)
+        // Checkpoint callbacks run before the divergence callback at step 3, so the weights of
+        // step 3 were saved while still finite; nothing after the failure was written.
+        #expect(manifest.step == 3 && trainer.step == 3)
+        // The kept checkpoint holds finite weights.
+        let (tensors, _, _) = try SafeTensors.read(dir.path + "/" + manifest.weightsFile)
+        #expect(tensors.values.allSatisfy { $0.scalars.allSatisfy(\.isFinite) })
+    }
+}
+
+final class Diverge: TrainingCallback {
+    let after: Int
+    let parameter: Parameter
+    init(after: Int, parameter: Parameter) { (self.after, self.parameter) = (after, parameter) }
+    func batchEnd(_ trainer: Trainer, step: Int, logs: [String: Double]) {
+        if step == after { parameter.value = Tensor(shape: parameter.value.shape, repeating: .nan) }
+    }
+}
