@@ -46,6 +46,11 @@ public struct Batch: @unchecked Sendable {
     public let images: Tensor
     public let labels: [Int]
     public let indices: [Int]
+
+    public init(images: Tensor, labels: [Int], indices: [Int]) {
+        precondition(images.shape.first == labels.count, "Batch: \(labels.count) labels for images \(images.shape)")
+        (self.images, self.labels, self.indices) = (images, labels, indices)
+    }
 }
 
 /// Seeded shuffling, batching, augmentation and normalisation, with batches prepared ahead

@@ -47,3 +47,9 @@ func inflateGzip(_ input: [UInt8], path: String) throws -> [UInt8] {
     }
     return output
 }
+
+/// The uncompressed content of a gzip file.
+public func gunzipFile(_ path: String) throws -> [UInt8] {
+    let bytes = try readFile(path, gunzip: false)
+    return try inflateGzip(bytes, path: path)
+}

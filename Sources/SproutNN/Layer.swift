@@ -121,3 +121,29 @@ public func valueWithGradient<L: Layer>(of model: L, _ f: (L) throws -> Tensor) 
     }
     return (value, Gradients(parameters: params, tensors: grads))
 }
+
+/// A layer that draws random numbers while training (dropout): its generator state is
+/// saved in checkpoints so that a resumed run draws what the uninterrupted run would.
+public protocol RandomStateLayer: Layer {
+    var generatorState: [UInt64] { get set }
+}
+
+extension Layer {
+    /// Generator states of every `RandomStateLayer` in the tree, by dotted layer name.
+    public var randomStates: [String: [UInt64]] {
+        get {
+            var out: [String: [UInt64]] = [:]
+            collectRandom(prefix: "") { name, layer in out[name] = layer.generatorState }
+            return out
+        }
+    }
+
+    public func setRandomStates(_ states: [String: [UInt64]]) {
+        collectRandom(prefix: "") { name, layer in if let s = states[name] { layer.generatorState = s } }
+    }
+
+    func collectRandom(prefix: String, _ visit: (String, any RandomStateLayer) -> Void) {
+        if let r = self as? any RandomStateLayer { visit(prefix.isEmpty ? "." : prefix, r) }
+        for (name, child) in children { child.collectRandom(prefix: prefix.isEmpty ? name : "\(prefix).\(name)", visit) }
+    }
+}

@@ -50,6 +50,17 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         return Float(r * cos(2 * Double.pi * u2))
     }
 
+    /// The complete state (for checkpoints): four words, then the cached normal (or a
+    /// marker for none).
+    public var state: [UInt64] {
+        get { [s0, s1, s2, s3, spareNormal.map { UInt64($0.bitPattern) } ?? UInt64.max] }
+        set {
+            precondition(newValue.count == 5, "SeededGenerator.state: needs 5 words, got \(newValue.count)")
+            (s0, s1, s2, s3) = (newValue[0], newValue[1], newValue[2], newValue[3])
+            spareNormal = newValue[4] == UInt64.max ? nil : Float(bitPattern: UInt32(truncatingIfNeeded: newValue[4]))
+        }
+    }
+
     /// An integer in 0..<bound, unbiased.
     public mutating func nextInt(below bound: Int) -> Int {
         Int(truncatingIfNeeded: next(upperBound: UInt64(bound)))

@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 #if canImport(Glibc)
@@ -30,6 +31,10 @@ final class BufferCache: Sendable {
     private struct State {
         var free: [Int: [UInt]] = [:]   // addresses: raw pointers are not Sendable
         var cachedBytes = 0
+        /// Bytes of every buffer allocated and not yet freed (in use or cached).
+        var heldBytes = 0
+        var peakHeldBytes = 0
+        var limitBytes = 0              // 0: no limit
     }
     private let state = Mutex(State())
     let limitBytes: Int
@@ -50,6 +55,7 @@ final class BufferCache: Sendable {
             return p
         }
         if let reused, let p = UnsafeMutablePointer<Float>(bitPattern: reused) { return p }
+        reserve(bytes: count * 4)
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
         return raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
@@ -63,14 +69,45 @@ final class BufferCache: Sendable {
             s.cachedBytes += count * 4
             return true
         }
-        if !kept { raw.deallocate() }
+        if !kept {
+            raw.deallocate()
+            state.withLock { $0.heldBytes -= count * 4 }
+        }
     }
+
+    /// Accounts for a new allocation; over the limit, frees the cache first, then stops the
+    /// process with a message saying what to change (allocation sites cannot throw).
+    private func reserve(bytes: Int) {
+        let (over, limit, held) = state.withLock { s -> (Bool, Int, Int) in
+            if s.limitBytes > 0 && s.heldBytes + bytes > s.limitBytes { return (true, s.limitBytes, s.heldBytes) }
+            s.heldBytes += bytes
+            s.peakHeldBytes = max(s.peakHeldBytes, s.heldBytes)
+            return (false, 0, 0)
+        }
+        guard over else { return }
+        drain()
+        let stillOver = state.withLock { s -> Bool in
+            if s.heldBytes + bytes > s.limitBytes { return true }
+            s.heldBytes += bytes
+            s.peakHeldBytes = max(s.peakHeldBytes, s.heldBytes)
+            return false
+        }
+        if stillOver {
+            fatalError("tensor memory limit of \(formatBytes(limit)) exceeded: a tensor needs \(formatBytes(bytes)) more with \(formatBytes(held)) in use; raise --max-memory (SPROUT_MAX_MEMORY) or lower the batch size")
+        }
+    }
+
+    /// Caps the bytes tensors may hold (0 = no cap).
+    func setLimit(bytes: Int) { state.withLock { $0.limitBytes = max(0, bytes) } }
+    var heldBytes: Int { state.withLock { $0.heldBytes } }
+    var peakHeldBytes: Int { state.withLock { $0.peakHeldBytes } }
 
     /// Frees every cached buffer (memory goes back to the system).
     func drain() {
         let all = state.withLock { s -> [UInt] in
             let all = s.free.values.flatMap { $0 }
             s.free = [:]
+            s.heldBytes -= s.cachedBytes
             s.cachedBytes = 0
             return all
         }
@@ -79,3 +116,34 @@ final class BufferCache: Sendable {
 
     var cachedBytes: Int { state.withLock { $0.cachedBytes } }
 }
+
+/// Memory held by tensors, and its optional cap.
+public enum TensorMemory {
+    /// Caps what tensors may hold, in bytes (nil = no cap). Nothing is reserved up front:
+    /// memory grows as tensors need it, and freed buffers are reused.
+    public static func setLimit(bytes: Int?) { BufferCache.shared.setLimit(bytes: bytes ?? 0) }
+    /// Bytes held by tensors now (in use plus the reuse cache).
+    public static var heldBytes: Int { BufferCache.shared.heldBytes }
+    public static var peakHeldBytes: Int { BufferCache.shared.peakHeldBytes }
+    /// Returns cached buffers to the system.
+    public static func releaseCache() { BufferCache.shared.drain() }
+
+    /// Parses "512M", "2G", "1.5GiB", "1000000" (bytes).
+    public static func parseSize(_ text: String) -> Int? {
+        let t = text.trimmingCharacters(in: .whitespaces).uppercased()
+        let (k, m, g) = (1024.0, 1048576.0, 1073741824.0)
+        let units: [(String, Double)] = [("GIB", g), ("MIB", m), ("KIB", k), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3),
+                                         ("G", g), ("M", m), ("K", k), ("B", 1)]
+        for (suffix, scale) in units where t.hasSuffix(suffix) {
+            guard let v = Double(t.dropLast(suffix.count)), v > 0 else { return nil }
+            return Int(v * scale)
+        }
+        return Int(t).flatMap { $0 > 0 ? $0 : nil }
+    }
+}
+
+func formatBytes(_ n: Int) -> String {
+    n >= 1 << 30 ? String(format2(Double(n) / Double(1 << 30))) + " GiB" : String(format2(Double(n) / Double(1 << 20))) + " MiB"
+}
+
+private func format2(_ x: Double) -> String { "\((x * 100).rounded() / 100)" }

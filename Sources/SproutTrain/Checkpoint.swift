@@ -51,6 +51,8 @@ public struct CheckpointManifest: Codable, Sendable {
     public var stateFile: String
     public var config: [String: String]
     public var createdAt: String
+    /// Generator states of layers that draw random numbers (hex words), for exact resume.
+    public var randomStates: [String: [String]]?
 
     public init(step: Int, epoch: Int, batchInEpoch: Int, model: ModelSpec, classNames: [String],
                 preprocessing: PreprocessingSpec, metrics: [String: Double], hasEMA: Bool,
@@ -81,6 +83,8 @@ public struct CheckpointDirectory: Sendable {
         m.weightsFile = (base as NSString).lastPathComponent + ".safetensors"
         m.stateFile = (base as NSString).lastPathComponent + ".state.safetensors"
         m.hasEMA = ema != nil
+        let states = model.randomStates
+        if !states.isEmpty { m.randomStates = states.mapValues { $0.map { String($0, radix: 16) } } }
         let named = model.namedParameters
         try SafeTensors.write(named.map { ($0.name, $0.parameter.value) },
                               metadata: ["format": "sprout", "model": manifest.model.name], to: base + ".safetensors")
@@ -135,11 +139,12 @@ public struct LoadedCheckpoint {
     /// Optimizer state and EMA shadow, by name.
     public let state: [String: Tensor]
 
-    /// Rebuilds the model from the manifest and loads its weights (checked tensor by tensor).
-    public static func load(manifest path: String) throws -> LoadedCheckpoint {
+    /// Rebuilds the model from the manifest (or uses `model`, which must have the same
+    /// architecture) and loads its weights, checked tensor by tensor.
+    public static func load(manifest path: String, into existing: (any Layer)? = nil) throws -> LoadedCheckpoint {
         let manifest = try CheckpointDirectory.readManifest(path)
         let dir = (path as NSString).deletingLastPathComponent
-        let model = try manifest.model.build()
+        let model = try existing ?? manifest.model.build()
         try loadWeights(into: model, from: (dir as NSString).appendingPathComponent(manifest.weightsFile))
         let statePath = (dir as NSString).appendingPathComponent(manifest.stateFile)
         let state = FileManager.default.fileExists(atPath: statePath) ? try SafeTensors.read(statePath).tensors : [:]

@@ -127,6 +127,40 @@ public struct RunData {
     }
 }
 
+extension RunData {
+    /// One split of a run's data for evaluation: "train" and "val" are the run's own
+    /// training and validation images; "test" is the dataset's official test split.
+    public static func split(_ name: String, of config: RunConfiguration) throws -> ImageDataset {
+        let data = try load(config)
+        switch name {
+        case "train": return data.train
+        case "val": return data.validation
+        case "test":
+            let dir = config.dataDir ?? RunConfiguration.defaultDataDir(config.dataset) ?? ""
+            switch config.dataset {
+            case "mnist", "fashion-mnist": return try MNIST.load(directory: dir, split: .test, fashion: config.dataset == "fashion-mnist")
+            case "cifar10": return try CIFAR.load10(directory: dir, split: .test)
+            case "cifar100": return try CIFAR.load100(directory: dir, split: .test)
+            default: throw RunError.invalid("dataset '\(config.dataset)' has no test split; use --split val")
+            }
+        default:
+            throw RunError.invalid("unknown split '\(name)' (test, val, train)")
+        }
+    }
+}
+
+/// A loader that prepares images as a checkpoint's model was trained (no augmentation).
+public func evaluationLoader(_ dataset: ImageDataset, preprocessing: PreprocessingSpec, modelInput: [Int], batchSize: Int = 500) -> DataLoader {
+    let normalization: Normalization
+    switch preprocessing.normalization {
+    case "per_image_standardization": normalization = .perImageStandardization
+    case "mean_std": normalization = .meanStd(mean: preprocessing.mean ?? [], std: preprocessing.std ?? [])
+    default: normalization = .unit
+    }
+    let crop = modelInput[1] < dataset.height ? modelInput[1] : nil
+    return DataLoader(dataset: dataset, batchSize: batchSize, normalization: normalization, cropSize: crop)
+}
+
 /// Builds the optimizer and schedule of a configuration.
 public func makeOptimizer(_ config: RunConfiguration, model: any Layer, stepsPerEpoch: Int)
     throws -> (optimizer: any Optimizer, schedule: any LearningRateSchedule) {

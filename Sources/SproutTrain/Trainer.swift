@@ -71,6 +71,28 @@ public final class Trainer {
         (self.step, self.epoch, self.batchInEpoch) = (step, epoch, batchInEpoch)
     }
 
+    /// Continues a run from a checkpoint manifest: weights (names and shapes checked against
+    /// this trainer's model), optimizer state, EMA, generator states and the position in the
+    /// data, so that the run ends with the weights it would have had without the stop.
+    @discardableResult
+    public func resume(fromManifest path: String) throws -> LoadedCheckpoint {
+        let checkpoint = try LoadedCheckpoint.load(manifest: path, into: model)
+        let named = model.namedParameters
+        let names = Dictionary(uniqueKeysWithValues: named.map { (ObjectIdentifier($0.parameter), $0.name) })
+        var optimizerState: [String: Tensor] = [:]
+        for (k, v) in checkpoint.state where k.hasPrefix("optimizer.") { optimizerState[String(k.dropFirst(10))] = v }
+        try optimizer.loadState(optimizerState, names: names)
+        if let ema, let shadow = checkpoint.emaWeights {
+            ema.load(shadow: shadow, updates: Int(checkpoint.state["ema_updates"]?.scalar ?? 0))
+        }
+        if let states = checkpoint.manifest.randomStates {
+            model.setRandomStates(states.mapValues { $0.compactMap { UInt64($0, radix: 16) } })
+        }
+        let m = checkpoint.manifest
+        restorePosition(step: m.step, epoch: m.epoch, batchInEpoch: m.batchInEpoch)
+        return checkpoint
+    }
+
     /// One optimisation step; returns the batch's loss and number of correct predictions.
     public func trainStep(_ batch: Batch) throws -> (loss: Float, correct: Int) {
         if let schedule { optimizer.learningRate = schedule.learningRate(at: step) }

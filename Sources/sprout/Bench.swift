@@ -4,8 +4,96 @@ import Sprout
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure speed on this machine.",
-        subcommands: [BenchOps.self])
+        abstract: "Measure speed on this machine: a zoo model's training and inference img/s, or the kernels (bench ops).",
+        discussion: """
+        Examples:
+          sprout bench --model tf-cifar10 --batch-size 128
+          sprout bench --model resnet9 --width 0.5 --threads 2 --json
+          sprout bench ops
+        """,
+        subcommands: [BenchModel.self, BenchOps.self],
+        defaultSubcommand: BenchModel.self)
+}
+
+struct BenchModel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model",
+        abstract: "Training img/s (forward + backward + SGD step) and inference img/s of a zoo model on random data.")
+
+    @Option(help: "Zoo model.") var model = "tf-cifar10"
+    @Option(help: "Batch size.") var batchSize = 128
+    @Option(help: "Inference batch size (default: the training batch size).") var inferBatchSize: Int?
+    @Option(help: "Width multiplier.") var width: Float = 1
+    @Option(help: "Input shape C,H,W (default: the model's own).") var input: String?
+    @Option(help: "Timed steps (the median is reported).") var steps = 10
+    @Option(help: "Untimed warm-up steps.") var warmup = 2
+    @Flag(help: "Print one JSON object.") var json = false
+    @OptionGroup var threadOptions: ThreadOptions
+
+    func run() throws {
+        try threadOptions.apply()
+        guard let entry = Zoo.entries.first(where: { $0.name == model }) else {
+            throw ValidationError("\(ModelError.unknownModel(model, known: Zoo.names))")
+        }
+        guard batchSize > 0, steps > 0 else { throw ValidationError("--batch-size and --steps must be positive") }
+        let shape = try input.map(parseShape) ?? entry.defaultInput
+        seedEverything(0)
+        let net = try Zoo.build(model, inputShape: shape, classes: 10, width: width)
+        let flopsPerImage = Double(summary(net, inputShape: shape).totalFlops)
+        var g = SeededGenerator(seed: 1)
+        let x = Tensor.normal([batchSize] + shape, generator: &g)
+        let labels = (0..<batchSize).map { $0 % 10 }
+        let optimizer = SGD(for: net, learningRate: 0.01, momentum: 0.9, nesterov: true, weightDecay: 5e-4)
+        let trainer = Trainer(model: net, optimizer: optimizer)
+        let batch = Batch(images: x, labels: labels, indices: Array(0..<batchSize))
+        for _ in 0..<warmup { _ = try trainer.trainStep(batch) }
+        let trainSeconds = try median((0..<steps).map { _ in try seconds { _ = try trainer.trainStep(batch) } })
+        net.eval()
+        let inferBatch = inferBatchSize ?? batchSize
+        let xi = Tensor.normal([inferBatch] + shape, generator: &g)
+        for _ in 0..<warmup { _ = withoutGradient { net(xi) } }
+        let inferSeconds = median((0..<steps).map { _ in seconds { _ = withoutGradient { net(xi) } } })
+        let sgemm = 2 * pow(2048.0, 3) / timeSgemm(size: 2048, repetitions: 3) / 1e9
+        let trainImgS = Double(batchSize) / trainSeconds, inferImgS = Double(inferBatch) / inferSeconds
+        // Training ≈ 3× the forward FLOPs (forward, backward-data, backward-weights).
+        let gflops = 3 * flopsPerImage * trainImgS / 1e9
+        let peak = ResourceUsage.peakResidentBytes
+        if json {
+            let object: [String: Any] = [
+                "model": model, "width": Double(width), "batch": batchSize, "infer_batch": inferBatch, "threads": Threading.count,
+                "train_img_s": round3(trainImgS), "infer_img_s": round3(inferImgS), "gflops": round3(gflops),
+                "infer_gflops": round3(flopsPerImage * inferImgS / 1e9), "sgemm_gflops": round3(sgemm),
+                "percent_of_sgemm": round3(100 * gflops / sgemm), "train_step_ms": round3(trainSeconds * 1e3),
+                "infer_ms": round3(inferSeconds * 1e3), "peak_rss_mb": round3(Double(peak) / 1048576),
+                "forward_flops_per_image": flopsPerImage,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print("\(model) (width \(width)), input \(shape), \(Threading.count) threads, median of \(steps) steps")
+        print(String(format: "train:     batch %d  %8.1f img/s  %7.1f ms/step  %6.1f GFLOP/s (%.0f%% of sgemm %.1f)",
+                     batchSize, trainImgS, trainSeconds * 1e3, gflops, 100 * gflops / sgemm, sgemm))
+        print(String(format: "inference: batch %d  %8.1f img/s  %7.2f ms/batch", inferBatch, inferImgS, inferSeconds * 1e3))
+        print(String(format: "peak RSS:  %.0f MB", Double(peak) / 1048576))
+    }
+}
+
+func parseShape(_ text: String) throws -> [Int] {
+    let parts = text.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard parts.count == 3, parts.allSatisfy({ $0 > 0 }) else { throw ValidationError("shape must be C,H,W with positive numbers, got '\(text)'") }
+    return parts
+}
+
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+func median(_ values: [Double]) -> Double {
+    let s = values.sorted()
+    return s.isEmpty ? .nan : s[s.count / 2]
 }
 
 struct BenchOps: ParsableCommand {

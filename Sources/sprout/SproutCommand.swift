@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Sprout
 
 struct SproutCommand: ParsableCommand {
@@ -6,18 +7,31 @@ struct SproutCommand: ParsableCommand {
         commandName: "sprout",
         abstract: "Sprout: deep learning in Swift, CPU first — train, evaluate, benchmark.",
         version: SproutVersion.string,
-        subcommands: [Train.self, Models.self, Info.self, Bench.self])
+        subcommands: [Train.self, Eval.self, Predict.self, Bench.self, DataCommand.self, Models.self, SummaryCommand.self, Info.self])
 }
 
-/// `--threads`, shared by every command that computes.
+/// `--threads`, `--max-memory` and `--device`, shared by every command that computes.
 struct ThreadOptions: ParsableArguments {
     @Option(help: "Threads for Sprout, BLAS and oneDNN (default: SPROUT_NUM_THREADS, else the available cores).")
     var threads: Int?
+    @Option(help: "Cap on tensor memory, e.g. 2G or 512M (default: SPROUT_MAX_MEMORY, else none; nothing is reserved up front).")
+    var maxMemory: String?
+    @Option(help: "Compute device. This build runs on the CPU only.")
+    var device = "cpu"
 
     func apply() throws {
         if let threads {
             guard threads > 0 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
             Threading.configure(threads: threads)
+        }
+        guard device.lowercased() == "cpu" else {
+            throw ValidationError("--device \(device): this build has no GPU backend; use --device cpu (the default)")
+        }
+        if let text = maxMemory ?? ProcessInfo.processInfo.environment["SPROUT_MAX_MEMORY"] {
+            guard let bytes = TensorMemory.parseSize(text) else {
+                throw ValidationError("--max-memory '\(text)' is not a size (examples: 512M, 2G, 1.5GiB)")
+            }
+            TensorMemory.setLimit(bytes: bytes)
         }
     }
 }
@@ -32,7 +46,13 @@ struct Models: ParsableCommand {
 
     func run() throws {
         guard let name else {
-            for e in Zoo.entries { print(pad(e.name, 18) + "\(e.defaultInput)  " + e.summary) }
+            print(pad("model", 18) + pad("input", 14) + lpad("parameters", 12) + lpad("FLOPs/image", 15) + "  description")
+            for e in Zoo.entries {
+                seedEverything(0)
+                let s = (try? Zoo.build(e.name, inputShape: e.defaultInput, classes: 10)).map { summary($0, inputShape: e.defaultInput) }
+                print(pad(e.name, 18) + pad("\(e.defaultInput)", 14) + lpad(grouped(s?.totalParameters ?? 0), 12)
+                      + lpad(grouped(s?.totalFlops ?? 0), 15) + "  " + e.summary)
+            }
             return
         }
         guard let entry = Zoo.entries.first(where: { $0.name == name }) else {
@@ -45,5 +65,25 @@ struct Models: ParsableCommand {
         } ?? entry.defaultInput
         let model = try Zoo.build(name, inputShape: shape, classes: classes, width: width)
         print(summary(model, inputShape: shape))
+    }
+}
+
+struct SummaryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "summary",
+        abstract: "Per-layer output shapes, parameters and FLOPs of a zoo model.",
+        discussion: "Example: sprout summary resnet9 --width 0.5")
+
+    @Argument(help: "A zoo model.") var model: String
+    @Option(help: "Input shape C,H,W (default: the model's own).") var input: String?
+    @Option(help: "Classes.") var classes = 10
+    @Option(help: "Width multiplier.") var width: Float = 1
+
+    func run() throws {
+        guard let entry = Zoo.entries.first(where: { $0.name == model }) else {
+            throw ValidationError("\(ModelError.unknownModel(model, known: Zoo.names))")
+        }
+        let shape = try input.map(parseShape) ?? entry.defaultInput
+        print(summary(try Zoo.build(model, inputShape: shape, classes: classes, width: width), inputShape: shape))
     }
 }

@@ -110,17 +110,7 @@ struct Train: ParsableCommand {
         let checkpoints = CheckpointDirectory((runDirectory as NSString).appendingPathComponent("checkpoints"))
         if resume {
             guard let manifestPath = checkpoints.latest() else { throw CheckpointError.noCheckpoint(checkpoints.path) }
-            let loaded = try LoadedCheckpoint.load(manifest: manifestPath)
-            for ((_, p), (_, q)) in zip(model.namedParameters, loaded.model.namedParameters) { p.value = q.value }
-            let names = Dictionary(uniqueKeysWithValues: model.namedParameters.map { (ObjectIdentifier($0.parameter), $0.name) })
-            var optimizerState: [String: Tensor] = [:]
-            for (k, v) in loaded.state where k.hasPrefix("optimizer.") { optimizerState[String(k.dropFirst(10))] = v }
-            try optimizer.loadState(optimizerState, names: names)
-            if let ema = trainer.ema, let shadow = loaded.emaWeights {
-                ema.load(shadow: shadow, updates: Int(loaded.state["ema_updates"]?.scalar ?? 0))
-            }
-            let m = loaded.manifest
-            trainer.restorePosition(step: m.step, epoch: m.epoch, batchInEpoch: m.batchInEpoch)
+            let m = try trainer.resume(fromManifest: manifestPath).manifest
             print("resumed from \(manifestPath): step \(m.step), epoch \(m.epoch + 1), batch \(m.batchInEpoch)")
         }
 

@@ -216,3 +216,56 @@ final class Diverge: TrainingCallback {
         if step == after { parameter.value = Tensor(shape: parameter.value.shape, repeating: .nan) }
     }
 }
+
+@Suite struct ResumeTests {
+    /// A run stopped and resumed ends with the same weights, bit for bit, as one never
+    /// stopped: same data order and augmentation, optimizer state, schedule, EMA and dropout.
+    @Test func stoppedAndResumedEqualsUninterrupted() throws {
+        let data = bandsDataset(count: 64, size: 8)
+        func makeTrainer() -> Trainer {
+            seedEverything(5)
+            let model = Sequential {
+                Conv2D(inChannels: 1, outChannels: 4, kernelSize: 3, padding: .same)
+                BatchNorm2D(features: 4); ReLU()
+                Dropout(probability: 0.3)
+                Flatten()
+                Linear(inFeatures: 4 * 8 * 8, outFeatures: 4)
+            }
+            let t = Trainer(model: model, optimizer: SGD(for: model, learningRate: 0.05, momentum: 0.9, nesterov: true, weightDecay: 1e-3))
+            t.schedule = PiecewiseLinear.oneCycle(totalSteps: 24, peak: 0.05)
+            t.ema = ExponentialMovingAverage(model: model, decay: 0.99)
+            t.labelSmoothing = 0.1
+            return t
+        }
+        func loader() -> DataLoader {
+            DataLoader(dataset: data, batchSize: 8, shuffle: true, dropLast: true, seed: 7,
+                       augmentation: Augmentation(randomCropPadding: 1, horizontalFlip: true))
+        }
+        let straight = makeTrainer()
+        try straight.fit(loader(), epochs: 3)
+
+        let dir = TemporaryDirectory()
+        let ckpts = CheckpointDirectory(dir.path)
+        let first = makeTrainer()
+        let saver = CheckpointCallback(directory: ckpts, everySteps: 100) { t in
+            CheckpointManifest(step: t.step, epoch: t.epoch, batchInEpoch: t.batchInEpoch,
+                               model: ModelSpec(name: "custom", inputShape: [1, 8, 8], classes: 4), classNames: data.classNames,
+                               preprocessing: PreprocessingSpec(normalization: "unit", resize: 8, channels: 1),
+                               metrics: [:], hasEMA: true, weightsFile: "", stateFile: "", config: [:])
+        }
+        first.callbacks = [saver]
+        // Stop in the middle of the second epoch (step 11 of 24).
+        try first.fit(loader(), epochs: 3, maxSteps: 11)
+        #expect(first.step == 11)
+
+        let resumed = makeTrainer()
+        try resumed.resume(fromManifest: try #require(ckpts.latest()))
+        #expect(resumed.step == 11 && resumed.epoch == 1 && resumed.batchInEpoch == 3)
+        try resumed.fit(loader(), epochs: 3)
+        #expect(resumed.step == straight.step)
+        for ((name, a), (_, b)) in zip(straight.model.namedParameters, resumed.model.namedParameters) {
+            #expect(a.value.scalars == b.value.scalars, "\(name) differs after resuming")
+        }
+        #expect(straight.ema!.shadow["5.weight"]!.scalars == resumed.ema!.shadow["5.weight"]!.scalars)
+    }
+}

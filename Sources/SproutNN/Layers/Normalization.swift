@@ -60,7 +60,7 @@ public final class LocalResponseNorm: Layer {
 }
 
 /// Inverted dropout, active in training mode only. Each layer has its own seeded stream.
-public final class Dropout: Layer {
+public final class Dropout: RandomStateLayer {
     public let probability: Float
     public var generator: SeededGenerator
     public var isTraining = true
@@ -76,4 +76,8 @@ public final class Dropout: Layer {
         return dropout(x, probability: probability, generator: &generator)
     }
     public var summaryName: String { "Dropout(\(probability))" }
+    public var generatorState: [UInt64] {
+        get { generator.state }
+        set { generator.state = newValue }
+    }
 }

@@ -1,0 +1,196 @@
+import ArgumentParser
+import Foundation
+import Sprout
+
+struct DataCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data",
+        abstract: "Describe, verify or fetch datasets.",
+        subcommands: [DataInfo.self, DataVerify.self, DataGet.self])
+}
+
+/// What is in a dataset directory, by the official file names.
+enum DatasetLayout {
+    case idx(fashion: Bool), cifar10, cifar100, folder
+
+    static func detect(_ path: String) -> DatasetLayout {
+        let files = Set((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [])
+        if files.contains("data_batch_1.bin") || files.contains("test_batch.bin") { return .cifar10 }
+        if files.contains("train.bin") || files.contains("test.bin") { return .cifar100 }
+        if files.contains(where: { $0.contains("-idx3-ubyte") }) { return .idx(fashion: path.lowercased().contains("fashion")) }
+        return .folder
+    }
+}
+
+struct DataInfo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info",
+        abstract: "Format, splits, counts, class balance and channel mean/std of a dataset directory.",
+        discussion: "Example: sprout data info /usr/share/datasets/fashion-mnist")
+
+    @Argument(help: "Dataset directory (IDX files, CIFAR binary batches, or ROOT/<class>/images).") var path: String
+    @Option(help: "Image side for folders of photos.") var size = 32
+
+    func run() throws {
+        var splits: [(String, ImageDataset)] = []
+        let format: String
+        do {
+            switch DatasetLayout.detect(path) {
+            case .idx(let fashion):
+                format = fashion ? "Fashion-MNIST (IDX)" : "MNIST-style IDX"
+                for split in DatasetSplit.allCases {
+                    if let d = try? MNIST.load(directory: path, split: split, fashion: fashion) { splits.append((split.rawValue, d)) }
+                }
+                if splits.isEmpty { splits.append(("train", try MNIST.load(directory: path, split: .train, fashion: fashion))) }
+            case .cifar10:
+                format = "CIFAR-10 binary"
+                let batches = (1...5).filter { FileManager.default.fileExists(atPath: path + "/data_batch_\($0).bin") }
+                if !batches.isEmpty { splits.append(("train", try CIFAR.load10(directory: path, split: .train, batches: batches))) }
+                if FileManager.default.fileExists(atPath: path + "/test_batch.bin") { splits.append(("test", try CIFAR.load10(directory: path, split: .test))) }
+            case .cifar100:
+                format = "CIFAR-100 binary (fine labels)"
+                for split in DatasetSplit.allCases { if let d = try? CIFAR.load100(directory: path, split: split) { splits.append((split.rawValue, d)) } }
+            case .folder:
+                format = "image folder (ROOT/<class>/*.png|jpg), resized to \(size)×\(size)"
+                let (d, report) = try ImageFolder.load(root: path, size: size, skipBadImages: true)
+                splits.append(("all", d))
+                if !report.skipped.isEmpty { print("skipped \(report.skipped.count) undecodable images, e.g. \(report.skipped[0].path): \(report.skipped[0].reason)") }
+            }
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        guard !splits.isEmpty else { throw ValidationError("\(path): no dataset files found") }
+        print("\(path): \(format)")
+        for (name, d) in splits {
+            let (mean, std) = d.channelStatistics()
+            let fmt = { (v: [Float]) in v.map { String(format: "%.4f", $0) }.joined(separator: ", ") }
+            print("  \(name): \(d.count) images of \(d.channels)×\(d.height)×\(d.width), \(d.classCount) classes; mean [\(fmt(mean))] std [\(fmt(std))]")
+            let counts = d.classCounts
+            let balance = zip(d.classNames, counts).map { "\($0) \($1)" }.joined(separator: ", ")
+            print("    per class: \(balance)")
+        }
+    }
+}
+
+struct DataVerify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check the dataset files in a directory against their known MD5 checksums.",
+        discussion: "Example: sprout data verify ../shared/data/cifar-10-batches-bin")
+
+    @Argument(help: "Dataset directory.") var path: String
+
+    func run() throws {
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
+        let fashion = path.lowercased().contains("fashion")
+        var checked = 0, bad = 0
+        for file in files {
+            let base = file.hasSuffix(".gz") ? String(file.dropLast(3)) : file
+            let key = base.contains("-ubyte") ? "\(base)#\(fashion ? "fashion" : "mnist")" : base
+            guard let expected = KnownChecksums.files[key] else { continue }
+            let full = (path as NSString).appendingPathComponent(file)
+            let bytes: [UInt8]
+            do {
+                bytes = try file.hasSuffix(".gz") ? gunzipFile(full) : [UInt8](Data(contentsOf: URL(fileURLWithPath: full)))
+            } catch {
+                print("FAIL  \(file): \(error)")
+                bad += 1
+                continue
+            }
+            let sum = md5(bytes)
+            checked += 1
+            if sum == expected { print("ok    \(file)  md5 \(sum)\(file.hasSuffix(".gz") ? " (content)" : "")") } else {
+                print("FAIL  \(file)  md5 \(sum), expected \(expected)")
+                bad += 1
+            }
+        }
+        guard checked + bad > 0 else { throw ValidationError("\(path): no files with known checksums") }
+        print("\(checked - bad + (bad > checked ? 0 : 0)) of \(checked) files match")
+        if bad > 0 { throw ExitCode(1) }
+    }
+}
+
+struct DataGet: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "get",
+        abstract: "Download a dataset's official archive, check its MD5 and unpack it.",
+        discussion: "Example: sprout data get cifar10 --dir ~/.cache/sprout")
+
+    @Argument(help: "mnist, fashion-mnist, cifar10 or cifar100.") var name: String
+    @Option(help: "Where to put it (default ~/.cache/sprout).") var dir: String?
+    @Option(help: "Seconds to wait for the server before giving up.") var timeout: Double = 10
+
+    func run() throws {
+        guard let source = DatasetSource.all[name] else {
+            throw ValidationError("unknown dataset '\(name)' (\(DatasetSource.all.keys.sorted().joined(separator: ", ")))")
+        }
+        let target = dir ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache/sprout")
+        let dest = (target as NSString).appendingPathComponent(name)
+        try FileManager.default.createDirectory(atPath: dest, withIntermediateDirectories: true)
+        for file in source.files {
+            let url = source.base + file.name
+            let out = (dest as NSString).appendingPathComponent(file.name)
+            print("downloading \(url)")
+            do {
+                let bytes = try download(url, timeout: timeout)
+                let sum = md5(bytes)
+                guard sum == file.md5 else { throw ValidationError("\(url): md5 \(sum), expected \(file.md5); the download is corrupt") }
+                try writeAtomically(bytes, to: out)
+            } catch {
+                throw ValidationError("""
+                    could not download \(url): \(error)
+                    Manual steps: on a machine with internet access, download \(source.files.map { source.base + $0.name }.joined(separator: " "))
+                    check the MD5 (\(source.files.map { "\($0.name) \($0.md5)" }.joined(separator: ", "))),
+                    copy the files to \(dest)\(source.unpack ? " and unpack with: tar -xzf FILE -C \(dest)" : ""), then run: sprout data verify \(dest)
+                    """)
+            }
+            if source.unpack {
+                let tar = Process()
+                tar.executableURL = URL(fileURLWithPath: "/bin/tar")
+                tar.arguments = ["-xzf", out, "-C", dest]
+                try tar.run()
+                tar.waitUntilExit()
+                guard tar.terminationStatus == 0 else { throw ValidationError("tar could not unpack \(out)") }
+            }
+        }
+        print("\(name) is in \(dest)")
+    }
+
+    func download(_ url: String, timeout: Double) throws -> [UInt8] {
+        // curl from Debian: a clear failure within the timeout when there is no network.
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = ["-fsSL", "--connect-timeout", "\(Int(timeout))", url]
+        let pipe = Pipe(), errors = Pipe()
+        curl.standardOutput = pipe
+        curl.standardError = errors
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/curl") else { throw ValidationError("curl is not installed (apt-get install curl)") }
+        try curl.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        curl.waitUntilExit()
+        guard curl.terminationStatus == 0 else {
+            let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw ValidationError(message.isEmpty ? "curl exit \(curl.terminationStatus)" : message)
+        }
+        return [UInt8](data)
+    }
+}
+
+struct DatasetSource {
+    let base: String
+    let files: [(name: String, md5: String)]
+    let unpack: Bool
+
+    static let all: [String: DatasetSource] = [
+        "mnist": DatasetSource(base: "https://ossci-datasets.s3.amazonaws.com/mnist/", files: [
+            ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"), ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
+            ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"), ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
+        ], unpack: false),
+        "fashion-mnist": DatasetSource(base: "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", files: [
+            ("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"), ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
+            ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"), ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
+        ], unpack: false),
+        "cifar10": DatasetSource(base: "https://www.cs.toronto.edu/~kriz/", files: [("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530")], unpack: true),
+        "cifar100": DatasetSource(base: "https://www.cs.toronto.edu/~kriz/", files: [("cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8")], unpack: true),
+    ]
+}

@@ -1,0 +1,126 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Sprout
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate the newest (or a named) checkpoint of a run: loss, top-1/top-5, per-class metrics, confusion matrix.",
+        discussion: """
+        Examples:
+          sprout eval runs/demo                      # newest checkpoint on the test split (val when there is none)
+          sprout eval runs/cifar --split val --json
+          sprout eval runs/cifar --watch --interval 60   # beside a training process: each new checkpoint once
+        Results go to RUN_DIR/eval/<split>-<step>.json and .svg; with --watch also eval/* TensorBoard scalars.
+        """)
+
+    @Argument(help: "Run directory written by sprout train.") var runDir: String
+    @Option(help: "A checkpoint manifest (ckpt-….json) or a step number (default: the newest).") var checkpoint: String?
+    @Option(help: "test, val or train (default: test when the dataset has one, else val).") var split: String?
+    @Option(help: "Dataset directory (default: the run's).") var dataDir: String?
+    @Option(help: "Images per forward pass.") var batchSize = 500
+    @Flag(help: "Print one JSON object.") var json = false
+    @Flag(help: "Use the live weights even when the checkpoint has EMA weights.") var noEma = false
+    @Flag(help: "Keep polling the run and evaluate each new checkpoint exactly once.") var watch = false
+    @Option(help: "Seconds between polls with --watch.") var interval: Double = 300
+    @Option(help: "With --watch: exit after evaluating a checkpoint at or past this step.") var untilStep: Int?
+    @OptionGroup var threadOptions: ThreadOptions
+
+    func run() throws {
+        try threadOptions.apply()
+        let configPath = (runDir as NSString).appendingPathComponent("config.json")
+        guard let configData = FileManager.default.contents(atPath: configPath) else {
+            throw ValidationError("\(configPath): no such file; is \(runDir) a run directory of sprout train?")
+        }
+        var config = try JSONDecoder().decode(RunConfiguration.self, from: configData)
+        if let dataDir { config.dataDir = dataDir }
+        let checkpoints = CheckpointDirectory((runDir as NSString).appendingPathComponent("checkpoints"))
+        let splitName = split ?? (["mnist", "fashion-mnist", "cifar10", "cifar100"].contains(config.dataset)
+                                  && (try? RunData.split("test", of: config)) != nil ? "test" : "val")
+        let dataset: ImageDataset
+        do { dataset = try RunData.split(splitName, of: config) } catch { throw ValidationError("\(error)") }
+        let evalDir = (runDir as NSString).appendingPathComponent("eval")
+        try FileManager.default.createDirectory(atPath: evalDir, withIntermediateDirectories: true)
+
+        if !watch {
+            let manifest = try resolveCheckpoint(checkpoints)
+            try evaluate(manifest: manifest, dataset: dataset, split: splitName, evalDir: evalDir, tensorboard: nil)
+            return
+        }
+        // --watch: poll, evaluate each new complete checkpoint once, survive pruning races.
+        let tensorboard = try TensorBoardWriter(directory: evalDir)
+        let donePath = (evalDir as NSString).appendingPathComponent("watch-\(splitName).json")
+        var done = Set((try? JSONDecoder().decode([Int].self, from: Data(contentsOf: URL(fileURLWithPath: donePath)))) ?? [])
+        let stop = StopFlag()
+        let sources = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler { stop.set() }
+            s.resume()
+            return s
+        }
+        defer { sources.forEach { $0.cancel() } }
+        print("watching \(checkpoints.path) every \(interval) s (Ctrl-C to stop)")
+        while !stop.isSet {
+            for manifest in checkpoints.manifests() {
+                guard let m = try? CheckpointDirectory.readManifest(manifest), !done.contains(m.step) else { continue }
+                do {
+                    try evaluate(manifest: manifest, dataset: dataset, split: splitName, evalDir: evalDir, tensorboard: tensorboard)
+                    done.insert(m.step)
+                    try writeAtomically([UInt8](try JSONEncoder().encode(done.sorted())), to: donePath)
+                    if let untilStep, m.step >= untilStep { return }
+                } catch {
+                    // Pruned while we read it, or damaged: say so and carry on.
+                    FileHandle.standardError.write(Data("skipping \(manifest): \(error)\n".utf8))
+                }
+            }
+            let deadline = Date().addingTimeInterval(interval)
+            while !stop.isSet && Date() < deadline { Thread.sleep(forTimeInterval: min(0.5, interval)) }
+        }
+    }
+
+    func resolveCheckpoint(_ checkpoints: CheckpointDirectory) throws -> String {
+        guard let checkpoint else {
+            guard let latest = checkpoints.latest() else { throw ValidationError("\(checkpoints.path): no checkpoint yet") }
+            return latest
+        }
+        if let step = Int(checkpoint) { return checkpoints.base(step: step) + ".json" }
+        return checkpoint
+    }
+
+    func evaluate(manifest path: String, dataset: ImageDataset, split: String, evalDir: String, tensorboard: TensorBoardWriter?) throws {
+        let loaded = try LoadedCheckpoint.load(manifest: path)
+        let usesEMA = loaded.manifest.hasEMA && !noEma
+        if usesEMA { loaded.useEMAWeights() }
+        let loader = evaluationLoader(dataset, preprocessing: loaded.manifest.preprocessing, modelInput: loaded.manifest.model.inputShape,
+                                      batchSize: batchSize)
+        let started = Date()
+        let result = evaluateModel(loaded.model, on: loader)
+        let seconds = Date().timeIntervalSince(started)
+        let step = loaded.manifest.step
+        let title = "\(runDir) · step \(step) · \(split) split · \(loaded.manifest.model.name)\(usesEMA ? " (EMA weights)" : "")"
+        let base = (evalDir as NSString).appendingPathComponent(String(format: "%@-%08d", split, step))
+        let object = result.jsonObject(extra: ["step": step, "split": split, "checkpoint": path, "ema": usesEMA,
+                                               "model": loaded.manifest.model.name, "seconds": seconds])
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
+        try writeAtomically([UInt8](data), to: base + ".json")
+        try writeAtomically(Array(result.confusionSVG(title: title).utf8), to: base + ".svg")
+        tensorboard?.add(scalars: [("eval/\(split)/top1", Float(result.top1)), ("eval/\(split)/top5", Float(result.top5)),
+                                   ("eval/\(split)/loss", Float(result.loss))], step: step)
+        tensorboard?.flush()
+        if json {
+            let line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: line, as: UTF8.self))
+        } else {
+            print(result.textReport(title: title))
+            print("saved \(base).json and \(base).svg")
+        }
+    }
+}
+
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+}
