@@ -44,9 +44,15 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
+DEMO_RUN ?= runs/demo
 demo: demo-deps release
 	./.build/release/sprout info
-	./.build/release/sprout bench ops --repetitions 3
+	rm -rf $(DEMO_RUN)
+	./.build/release/sprout train --dataset fashion-mnist --model mnist-cnn --optimizer adam --lr 0.002 \
+	    --weight-decay 0 --epochs 2 --seed 1 --run-dir $(DEMO_RUN)
+	./.build/release/sprout eval $(DEMO_RUN) --split test
+	./.build/release/sprout data sample /usr/share/datasets/fashion-mnist --split test --index 0 --output $(DEMO_RUN)/sample.png
+	./.build/release/sprout predict $(DEMO_RUN) $(DEMO_RUN)/sample.png --top-k 3
 
 bench-ops: release
 	./.build/release/sprout bench ops

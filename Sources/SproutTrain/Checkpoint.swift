@@ -10,13 +10,16 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public var inputShape: [Int]
     public var classes: Int
     public var width: Float
+    /// The JSON layer description of a `--model-spec` net (name is then the file's name).
+    public var layers: String?
 
-    public init(name: String, inputShape: [Int], classes: Int, width: Float = 1) {
-        (self.name, self.inputShape, self.classes, self.width) = (name, inputShape, classes, width)
+    public init(name: String, inputShape: [Int], classes: Int, width: Float = 1, layers: String? = nil) {
+        (self.name, self.inputShape, self.classes, self.width, self.layers) = (name, inputShape, classes, width, layers)
     }
 
     public func build() throws -> any Layer {
-        try Zoo.build(name, inputShape: inputShape, classes: classes, width: width)
+        if let layers { return try ModelSpecFile.build(json: layers, inputShape: inputShape, classes: classes) }
+        return try Zoo.build(name, inputShape: inputShape, classes: classes, width: width)
     }
 }
 

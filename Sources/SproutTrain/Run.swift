@@ -10,6 +10,8 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     public var dataset = "fashion-mnist"
     public var dataDir: String?
     public var model: String?
+    /// JSON layer description (contents of --model-spec), instead of a zoo model.
+    public var modelSpec: String?
     public var width: Float = 1
     public var epochs = 10
     public var steps: Int?
@@ -118,7 +120,9 @@ public struct RunData {
         let augment = config.augment ?? colour
         var augmentation = Augmentation.none
         if augment {
-            augmentation = isTF ? Augmentation(randomCrop: true, horizontalFlip: true, brightness: 0.25, contrast: 0.2...1.8)
+            // The tutorial's random 24×24 crop and flip; its strong brightness/contrast
+            // distortions slow short runs down and are left out.
+            augmentation = isTF ? Augmentation(randomCrop: true, horizontalFlip: true)
                                 : Augmentation(randomCropPadding: colour ? 4 : 2, paddingMode: colour ? .reflect : .zero,
                                                horizontalFlip: colour)
         }

@@ -6,7 +6,7 @@ struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "Describe, verify or fetch datasets.",
-        subcommands: [DataInfo.self, DataVerify.self, DataGet.self])
+        subcommands: [DataInfo.self, DataVerify.self, DataGet.self, DataSample.self])
 }
 
 /// What is in a dataset directory, by the official file names.
@@ -193,4 +193,33 @@ struct DatasetSource {
         "cifar10": DatasetSource(base: "https://www.cs.toronto.edu/~kriz/", files: [("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530")], unpack: true),
         "cifar100": DatasetSource(base: "https://www.cs.toronto.edu/~kriz/", files: [("cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8")], unpack: true),
     ]
+}
+
+struct DataSample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sample",
+        abstract: "Write one image of a dataset as a PNG file (and print its label).",
+        discussion: "Example: sprout data sample /usr/share/datasets/fashion-mnist --split test --index 0 --output shoe.png")
+
+    @Argument(help: "Dataset directory (IDX or CIFAR binary).") var path: String
+    @Option(help: "train or test.") var split = "test"
+    @Option(help: "Image index.") var index = 0
+    @Option(help: "PNG file to write.") var output: String
+
+    func run() throws {
+        guard let which = DatasetSplit(rawValue: split) else { throw ValidationError("--split must be train or test") }
+        let d: ImageDataset
+        do {
+            switch DatasetLayout.detect(path) {
+            case .idx(let fashion): d = try MNIST.load(directory: path, split: which, fashion: fashion)
+            case .cifar10: d = try CIFAR.load10(directory: path, split: which)
+            case .cifar100: d = try CIFAR.load100(directory: path, split: which)
+            case .folder: d = try ImageFolder.load(root: path, size: 64).dataset
+            }
+        } catch { throw ValidationError("\(error)") }
+        guard (0..<d.count).contains(index) else { throw ValidationError("--index \(index) outside 0..<\(d.count)") }
+        let pixels = Array(d.pixels[(index * d.imageSize)..<((index + 1) * d.imageSize)])
+        try ImageWriter.writePNG(planar: pixels, channels: d.channels, height: d.height, width: d.width, to: output)
+        print("\(output): \(split) image \(index), label \(d.labels[index]) (\(d.classNames[Int(d.labels[index])]))")
+    }
 }

@@ -17,6 +17,7 @@ struct Train: ParsableCommand {
     @Option(help: "mnist, fashion-mnist, cifar10, cifar100 or folder (ROOT/<class>/*.png|jpg).") var dataset: String?
     @Option(help: "Directory holding the dataset's official files.") var dataDir: String?
     @Option(help: "Zoo model (sprout models lists them).") var model: String?
+    @Option(help: "A JSON file describing the layers (see docs/model-spec.md) instead of a zoo model.") var modelSpec: String?
     @Option(help: "Channel-width multiplier (resnet9, resnet18, airbench).") var width: Float?
     @Option(help: "Epochs to train.") var epochs: Int?
     @Option(help: "Stop after this many steps in all.") var steps: Int?
@@ -44,6 +45,11 @@ struct Train: ParsableCommand {
         if let dataset { c.dataset = dataset }
         c.dataDir = dataDir ?? c.dataDir
         c.model = model ?? c.model
+        if let modelSpec {
+            guard let data = FileManager.default.contents(atPath: modelSpec) else { throw ValidationError("\(modelSpec): no such file") }
+            c.modelSpec = String(decoding: data, as: UTF8.self)
+            c.model = c.model ?? ((modelSpec as NSString).lastPathComponent as NSString).deletingPathExtension
+        }
         if let width { c.width = width }
         if let epochs { c.epochs = epochs }
         c.steps = steps ?? c.steps
@@ -91,8 +97,10 @@ struct Train: ParsableCommand {
         let data = try RunData.load(config)
         print("data: \(config.dataset) — train \(data.train.count) images, \(data.validationName) \(data.validation.count), \(data.train.classCount) classes, input \(data.modelInput)")
         seedEverything(config.seed)
-        let spec = ModelSpec(name: config.modelName, inputShape: data.modelInput, classes: data.train.classCount, width: config.width)
-        let model = try spec.build()
+        let spec = ModelSpec(name: config.modelName, inputShape: data.modelInput, classes: data.train.classCount, width: config.width,
+                             layers: config.modelSpec)
+        let model: any Layer
+        do { model = try spec.build() } catch { throw ValidationError("\(error)") }
         let loader = DataLoader(dataset: data.train, batchSize: config.batchSize, shuffle: true, dropLast: true, seed: config.seed,
                                 augmentation: data.augmentation, normalization: data.normalization, cropSize: data.cropSize)
         let validation = DataLoader(dataset: data.validation, batchSize: 500, normalization: data.normalization, cropSize: data.cropSize)

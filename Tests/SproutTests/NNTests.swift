@@ -105,3 +105,34 @@ import SproutTensor
         for v in perChannel { #expect(abs(v - 1) < 0.2, "whitened variance \(v)") }
     }
 }
+
+@Suite struct ModelSpecFileTests {
+    @Test func buildsAndInfersShapes() throws {
+        let json = """
+        {"layers": [
+          {"type": "conv2d", "out": 8, "kernel": 3, "padding": "same"}, {"type": "batchnorm"}, {"type": "relu"},
+          {"type": "maxpool", "kernel": 2},
+          {"type": "residual", "layers": [{"type": "conv2d", "out": 8, "kernel": 3, "padding": 1}, {"type": "gelu"}]},
+          {"type": "flatten"}, {"type": "dropout", "p": 0.1}, {"type": "linear", "out": 16}, {"type": "prelu"}, {"type": "linear"}
+        ]}
+        """
+        seedEverything(1)
+        let model = try ModelSpecFile.build(json: json, inputShape: [1, 12, 12], classes: 5)
+        model.eval()
+        #expect(withoutGradient { model(Tensor.zeros([3, 1, 12, 12])) }.shape == [3, 5])
+        #expect(summary(model, inputShape: [1, 12, 12]).totalParameters == (8 * 9 + 8) + 16 + (8 * 8 * 9 + 8) + (288 * 16 + 16) + 16 + (16 * 5 + 5))
+    }
+
+    @Test func errorsSayWhereAndWhat() {
+        #expect {
+            _ = try ModelSpecFile.build(json: #"{"layers": [{"type": "conv2d", "out": 4, "kernel": 3}, {"type": "linear"}]}"#,
+                                        inputShape: [1, 8, 8], classes: 2)
+        } throws: { "\($0)".contains("layers[1]") && "\($0)".contains("flatten") }
+        #expect {
+            _ = try ModelSpecFile.build(json: #"{"layers": [{"type": "conv3d"}]}"#, inputShape: [1, 8, 8], classes: 2)
+        } throws: { "\($0)".contains("unknown layer type \"conv3d\"") }
+        #expect {
+            _ = try ModelSpecFile.build(json: "[1, 2]", inputShape: [1, 8, 8], classes: 2)
+        } throws: { "\($0)".contains("\"layers\" array") }
+    }
+}

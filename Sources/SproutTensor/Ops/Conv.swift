@@ -13,7 +13,7 @@ public enum Padding: Sendable, Equatable {
     }
 
     /// (before, after, output size) along one axis.
-    func resolve(input: Int, kernel: Int, stride: Int, axis: Int) -> (Int, Int, Int) {
+    public func resolve(input: Int, kernel: Int, stride: Int, axis: Int) -> (Int, Int, Int) {
         switch self {
         case .valid:
             return (0, 0, input >= kernel ? (input - kernel) / stride + 1 : 0)
