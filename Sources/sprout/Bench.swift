@@ -33,7 +33,7 @@ struct BenchModel: ParsableCommand {
     func run() throws {
         try threadOptions.apply()
         guard let entry = Zoo.entries.first(where: { $0.name == model }) else {
-            throw ValidationError("\(ModelError.unknownModel(model, known: Zoo.names))")
+            throw CLIError("\(ModelError.unknownModel(model, known: Zoo.names))")
         }
         guard batchSize > 0, steps > 0 else { throw ValidationError("--batch-size and --steps must be positive") }
         let shape = try input.map(parseShape) ?? entry.defaultInput

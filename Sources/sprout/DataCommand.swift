@@ -57,9 +57,9 @@ struct DataInfo: ParsableCommand {
                 if !report.skipped.isEmpty { print("skipped \(report.skipped.count) undecodable images, e.g. \(report.skipped[0].path): \(report.skipped[0].reason)") }
             }
         } catch {
-            throw ValidationError("\(error)")
+            throw error
         }
-        guard !splits.isEmpty else { throw ValidationError("\(path): no dataset files found") }
+        guard !splits.isEmpty else { throw CLIError("\(path): no dataset files found") }
         print("\(path): \(format)")
         for (name, d) in splits {
             let (mean, std) = d.channelStatistics()
@@ -104,7 +104,7 @@ struct DataVerify: ParsableCommand {
                 bad += 1
             }
         }
-        guard checked + bad > 0 else { throw ValidationError("\(path): no files with known checksums") }
+        guard checked + bad > 0 else { throw CLIError("\(path): no files with known checksums") }
         print("\(checked - bad + (bad > checked ? 0 : 0)) of \(checked) files match")
         if bad > 0 { throw ExitCode(1) }
     }
@@ -134,10 +134,10 @@ struct DataGet: ParsableCommand {
             do {
                 let bytes = try download(url, timeout: timeout)
                 let sum = md5(bytes)
-                guard sum == file.md5 else { throw ValidationError("\(url): md5 \(sum), expected \(file.md5); the download is corrupt") }
+                guard sum == file.md5 else { throw CLIError("\(url): md5 \(sum), expected \(file.md5); the download is corrupt") }
                 try writeAtomically(bytes, to: out)
             } catch {
-                throw ValidationError("""
+                throw CLIError("""
                     could not download \(url): \(error)
                     Manual steps: on a machine with internet access, download \(source.files.map { source.base + $0.name }.joined(separator: " "))
                     check the MD5 (\(source.files.map { "\($0.name) \($0.md5)" }.joined(separator: ", "))),
@@ -150,7 +150,7 @@ struct DataGet: ParsableCommand {
                 tar.arguments = ["-xzf", out, "-C", dest]
                 try tar.run()
                 tar.waitUntilExit()
-                guard tar.terminationStatus == 0 else { throw ValidationError("tar could not unpack \(out)") }
+                guard tar.terminationStatus == 0 else { throw CLIError("tar could not unpack \(out)") }
             }
         }
         print("\(name) is in \(dest)")
@@ -164,13 +164,13 @@ struct DataGet: ParsableCommand {
         let pipe = Pipe(), errors = Pipe()
         curl.standardOutput = pipe
         curl.standardError = errors
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/curl") else { throw ValidationError("curl is not installed (apt-get install curl)") }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/curl") else { throw CLIError("curl is not installed (apt-get install curl)") }
         try curl.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         curl.waitUntilExit()
         guard curl.terminationStatus == 0 else {
             let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            throw ValidationError(message.isEmpty ? "curl exit \(curl.terminationStatus)" : message)
+            throw CLIError(message.isEmpty ? "curl exit \(curl.terminationStatus)" : message)
         }
         return [UInt8](data)
     }
@@ -216,7 +216,7 @@ struct DataSample: ParsableCommand {
             case .cifar100: d = try CIFAR.load100(directory: path, split: which)
             case .folder: d = try ImageFolder.load(root: path, size: 64).dataset
             }
-        } catch { throw ValidationError("\(error)") }
+        } catch { throw error }
         guard (0..<d.count).contains(index) else { throw ValidationError("--index \(index) outside 0..<\(d.count)") }
         let pixels = Array(d.pixels[(index * d.imageSize)..<((index + 1) * d.imageSize)])
         try ImageWriter.writePNG(planar: pixels, channels: d.channels, height: d.height, width: d.width, to: output)

@@ -30,7 +30,7 @@ struct Eval: ParsableCommand {
         try threadOptions.apply()
         let configPath = (runDir as NSString).appendingPathComponent("config.json")
         guard let configData = FileManager.default.contents(atPath: configPath) else {
-            throw ValidationError("\(configPath): no such file; is \(runDir) a run directory of sprout train?")
+            throw CLIError("\(configPath): no such file; is \(runDir) a run directory of sprout train?")
         }
         var config = try JSONDecoder().decode(RunConfiguration.self, from: configData)
         if let dataDir { config.dataDir = dataDir }
@@ -38,7 +38,7 @@ struct Eval: ParsableCommand {
         let splitName = split ?? (["mnist", "fashion-mnist", "cifar10", "cifar100"].contains(config.dataset)
                                   && (try? RunData.split("test", of: config)) != nil ? "test" : "val")
         let dataset: ImageDataset
-        do { dataset = try RunData.split(splitName, of: config) } catch { throw ValidationError("\(error)") }
+        do { dataset = try RunData.split(splitName, of: config) } catch { throw error }
         let evalDir = (runDir as NSString).appendingPathComponent("eval")
         try FileManager.default.createDirectory(atPath: evalDir, withIntermediateDirectories: true)
 
@@ -81,7 +81,7 @@ struct Eval: ParsableCommand {
 
     func resolveCheckpoint(_ checkpoints: CheckpointDirectory) throws -> String {
         guard let checkpoint else {
-            guard let latest = checkpoints.latest() else { throw ValidationError("\(checkpoints.path): no checkpoint yet") }
+            guard let latest = checkpoints.latest() else { throw CLIError("\(checkpoints.path): no checkpoint yet") }
             return latest
         }
         if let step = Int(checkpoint) { return checkpoints.base(step: step) + ".json" }

@@ -22,9 +22,9 @@ struct Predict: ParsableCommand {
         try threadOptions.apply()
         guard !images.isEmpty else { throw ValidationError("give at least one image file") }
         let checkpoints = CheckpointDirectory((runDir as NSString).appendingPathComponent("checkpoints"))
-        guard let manifest = checkpoint ?? checkpoints.latest() else { throw ValidationError("\(checkpoints.path): no checkpoint") }
+        guard let manifest = checkpoint ?? checkpoints.latest() else { throw CLIError("\(checkpoints.path): no checkpoint") }
         let loaded: LoadedCheckpoint
-        do { loaded = try LoadedCheckpoint.load(manifest: manifest) } catch { throw ValidationError("\(error)") }
+        do { loaded = try LoadedCheckpoint.load(manifest: manifest) } catch { throw error }
         if !noEma { loaded.useEMAWeights() }
         let classifier = ImageClassifier(checkpoint: loaded)
         var failures = 0

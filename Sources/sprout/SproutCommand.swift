@@ -56,7 +56,7 @@ struct Models: ParsableCommand {
             return
         }
         guard let entry = Zoo.entries.first(where: { $0.name == name }) else {
-            throw ValidationError("\(ModelError.unknownModel(name, known: Zoo.names))")
+            throw CLIError("\(ModelError.unknownModel(name, known: Zoo.names))")
         }
         let shape = try input.map { text -> [Int] in
             let parts = text.split(separator: ",").compactMap { Int($0) }
@@ -81,9 +81,15 @@ struct SummaryCommand: ParsableCommand {
 
     func run() throws {
         guard let entry = Zoo.entries.first(where: { $0.name == model }) else {
-            throw ValidationError("\(ModelError.unknownModel(model, known: Zoo.names))")
+            throw CLIError("\(ModelError.unknownModel(model, known: Zoo.names))")
         }
         let shape = try input.map(parseShape) ?? entry.defaultInput
         print(summary(try Zoo.build(model, inputShape: shape, classes: classes, width: width), inputShape: shape))
     }
+}
+
+/// A failure at run time (not a bad flag): printed as one line on stderr, exit code 1.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

@@ -46,7 +46,7 @@ struct Train: ParsableCommand {
         c.dataDir = dataDir ?? c.dataDir
         c.model = model ?? c.model
         if let modelSpec {
-            guard let data = FileManager.default.contents(atPath: modelSpec) else { throw ValidationError("\(modelSpec): no such file") }
+            guard let data = FileManager.default.contents(atPath: modelSpec) else { throw CLIError("\(modelSpec): no such file") }
             c.modelSpec = String(decoding: data, as: UTF8.self)
             c.model = c.model ?? ((modelSpec as NSString).lastPathComponent as NSString).deletingPathExtension
         }
@@ -80,7 +80,7 @@ struct Train: ParsableCommand {
             guard let runDir else { throw ValidationError("--resume needs --run-dir") }
             runDirectory = runDir
             let path = (runDir as NSString).appendingPathComponent("config.json")
-            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("\(path): no such file; nothing to resume") }
+            guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(path): no such file; nothing to resume") }
             config = try JSONDecoder().decode(RunConfiguration.self, from: data)
             if let epochs { config.epochs = epochs }
             if let steps { config.steps = steps }
@@ -100,7 +100,7 @@ struct Train: ParsableCommand {
         let spec = ModelSpec(name: config.modelName, inputShape: data.modelInput, classes: data.train.classCount, width: config.width,
                              layers: config.modelSpec)
         let model: any Layer
-        do { model = try spec.build() } catch { throw ValidationError("\(error)") }
+        do { model = try spec.build() } catch { throw error }
         let loader = DataLoader(dataset: data.train, batchSize: config.batchSize, shuffle: true, dropLast: true, seed: config.seed,
                                 augmentation: data.augmentation, normalization: data.normalization, cropSize: data.cropSize)
         let validation = DataLoader(dataset: data.validation, batchSize: 500, normalization: data.normalization, cropSize: data.cropSize)
@@ -159,11 +159,7 @@ struct Train: ParsableCommand {
         defer { signals.forEach { $0.cancel() } }
 
         let started = Date()
-        do {
-            try trainer.fit(loader, validation: validation, epochs: config.epochs, maxSteps: config.steps)
-        } catch {
-            throw ValidationError("\(error)")
-        }
+        try trainer.fit(loader, validation: validation, epochs: config.epochs, maxSteps: config.steps)
         let wall = Date().timeIntervalSince(started)
         if trainer.stopRequested {
             print("stopped at step \(trainer.step); resume with: sprout train --resume --run-dir \(runDirectory)")

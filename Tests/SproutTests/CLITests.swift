@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+import SproutData
+
+/// The `sprout` executable end to end, on a small folder of generated photos.
+@Suite(.serialized) struct CLITests {
+    static let binary: String = {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/sprout").path
+    }()
+
+    struct Result { let status: Int32; let stdout: String; let stderr: String }
+
+    func sprout(_ arguments: [String]) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.binary)
+        p.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["SPROUT_NUM_THREADS"] = "1"
+        p.environment = env
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    /// ROOT/<red|green|blue>/*.png: 12 noisy 20×20 images per colour.
+    func photoFolder(_ dir: TemporaryDirectory) throws -> String {
+        let root = dir.file("photos")
+        var g = SeededGeneratorShim(seed: 4)
+        for (c, name) in ["red", "green", "blue"].enumerated() {
+            try FileManager.default.createDirectory(atPath: root + "/" + name, withIntermediateDirectories: true)
+            for i in 0..<12 {
+                var planar = [UInt8](repeating: 0, count: 3 * 20 * 20)
+                for ch in 0..<3 { for j in 0..<400 { planar[ch * 400 + j] = UInt8(ch == c ? 150 + Int(g.next() % 100) : Int(g.next() % 90)) } }
+                try ImageWriter.writePNG(planar: planar, channels: 3, height: 20, width: 20, to: "\(root)/\(name)/\(i).png")
+            }
+        }
+        return root
+    }
+
+    @Test func trainEvaluatePredictResume() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
+            print("skipped: \(Self.binary) not built (swift build --build-tests builds it)"); return
+        }
+        let dir = TemporaryDirectory()
+        let photos = try photoFolder(dir)
+        let run = dir.file("run")
+        let train = try sprout(["train", "--dataset", "folder", "--data-dir", photos, "--model", "mlp", "--epochs", "2",
+                                "--batch-size", "8", "--optimizer", "adam", "--lr", "0.003", "--run-dir", run, "--seed", "3"])
+        #expect(train.status == 0, "train failed: \(train.stderr)")
+        #expect(train.stdout.contains("epoch 2/2 done"))
+        #expect(FileManager.default.fileExists(atPath: run + "/metrics.jsonl"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: run).contains { $0.hasPrefix("events.out.tfevents.") })
+
+        let eval = try sprout(["eval", run, "--split", "train", "--json"])
+        #expect(eval.status == 0, "eval failed: \(eval.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any])
+        for key in ["top1", "top5", "loss", "count", "per_class"] { #expect(object[key] != nil, "eval --json lacks \(key)") }
+        #expect((object["top1"] as? Double ?? 0) > 0.8, "colours are easy: \(object["top1"] ?? "")")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: run + "/eval").contains { $0.hasSuffix(".svg") })
+
+        let predict = try sprout(["predict", run, photos + "/green/0.png", "--top-k", "2"])
+        #expect(predict.status == 0, "predict failed: \(predict.stderr)")
+        #expect(predict.stdout.split(separator: "\n").dropFirst().first?.contains("green") == true, "\(predict.stdout)")
+
+        let resumed = try sprout(["train", "--resume", "--run-dir", run, "--epochs", "3"])
+        #expect(resumed.status == 0, "resume failed: \(resumed.stderr)")
+        #expect(resumed.stdout.contains("resumed from") && resumed.stdout.contains("epoch 3/3 done"))
+
+        // Bad input: one line on stderr, non-zero exit.
+        FileManager.default.createFile(atPath: dir.file("notes.png"), contents: Data("hello".utf8))
+        let undecodable = try sprout(["predict", run, dir.file("notes.png")])
+        #expect(undecodable.status != 0 && undecodable.stderr.contains("cannot decode image"))
+    }
+
+    @Test func userErrorsExitNonZeroWithOneClearLine() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.binary) else { print("skipped: sprout not built"); return }
+        let missing = try sprout(["train", "--dataset", "cifar10", "--data-dir", "/nonexistent/cifar"])
+        #expect(missing.status != 0 && missing.stderr.contains("/nonexistent/cifar/data_batch_1.bin: no such file"))
+        let model = try sprout(["train", "--model", "vgg99", "--dataset", "mnist", "--data-dir", "/nonexistent"])
+        #expect(model.status != 0)
+        let device = try sprout(["info", "--device", "cuda"])
+        #expect(device.status != 0 && device.stderr.contains("no GPU backend"))
+        let notARun = try sprout(["eval", "/nonexistent/run"])
+        #expect(notARun.status != 0 && notARun.stderr.contains("run directory"))
+        let memory = try sprout(["info", "--max-memory", "lots"])
+        #expect(memory.status != 0 && memory.stderr.contains("not a size"))
+    }
+}
