@@ -40,7 +40,7 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-test: deps
+test: demo-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 

@@ -59,6 +59,8 @@ public struct RunData {
     public var preprocessing: PreprocessingSpec
     public var modelInput: [Int]
     public var augmentation: Augmentation
+    /// Images of a folder dataset that did not decode and were left out, with the reason.
+    public var skippedImages: [(path: String, reason: String)] = []
 
     public var normalization: Normalization {
         switch preprocessing.normalization {
@@ -76,6 +78,7 @@ public struct RunData {
         let dir = config.dataDir ?? RunConfiguration.defaultDataDir(config.dataset)
         guard let dir else { throw RunError.invalid("--data-dir is required for dataset '\(config.dataset)'") }
         var train: ImageDataset, test: ImageDataset?
+        var skipped: [(path: String, reason: String)] = []
         switch config.dataset {
         case "mnist", "fashion-mnist":
             let fashion = config.dataset == "fashion-mnist"
@@ -88,8 +91,8 @@ public struct RunData {
             train = try CIFAR.load100(directory: dir, split: .train)
             test = try? CIFAR.load100(directory: dir, split: .test)
         case "folder":
-            train = try ImageFolder.load(root: dir, size: 32, skipBadImages: true).dataset
-            test = nil
+            let (folder, report) = try ImageFolder.load(root: dir, size: 32, skipBadImages: true)
+            (train, skipped, test) = (folder, report.skipped, nil)
         default:
             throw RunError.invalid("unknown dataset '\(config.dataset)' (mnist, fashion-mnist, cifar10, cifar100, folder)")
         }
@@ -127,7 +130,7 @@ public struct RunData {
                                                horizontalFlip: colour)
         }
         return RunData(train: train, validation: validation, validationName: validationName,
-                       preprocessing: preprocessing, modelInput: input, augmentation: augmentation)
+                       preprocessing: preprocessing, modelInput: input, augmentation: augmentation, skippedImages: skipped)
     }
 }
 

@@ -11,7 +11,7 @@ struct Bench: ParsableCommand {
           sprout bench --model resnet9 --width 0.5 --threads 2 --json
           sprout bench ops
         """,
-        subcommands: [BenchModel.self, BenchOps.self],
+        subcommands: [BenchModel.self, BenchOps.self, BenchData.self],
         defaultSubcommand: BenchModel.self)
 }
 
@@ -154,3 +154,37 @@ struct BenchOps: ParsableCommand {
 func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
 func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
 func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? " " + s : String(repeating: " ", count: n - s.count) + s }
+
+struct BenchData: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data",
+        abstract: "Images per second the data loader delivers (decode, shuffle, augment, normalise, batch), without a model.",
+        discussion: "Example: sprout bench data --dataset cifar10 --data-dir ../shared/data/cifar-10-batches-bin --model tf-cifar10")
+
+    @Option(help: "Dataset (as for sprout train).") var dataset = "fashion-mnist"
+    @Option(help: "Dataset directory.") var dataDir: String?
+    @Option(help: "Model whose preprocessing to use.") var model: String?
+    @Option(help: "Batch size.") var batchSize = 128
+    @Option(help: "Batches to time.") var batches = 200
+
+    func run() throws {
+        var config = RunConfiguration()
+        config.dataset = dataset
+        config.dataDir = dataDir
+        config.model = model
+        config.augment = true
+        let data = try RunData.load(config)
+        let loader = DataLoader(dataset: data.train, batchSize: batchSize, shuffle: true, dropLast: true, seed: 1,
+                                augmentation: data.augmentation, normalization: data.normalization, cropSize: data.cropSize)
+        let n = min(batches, loader.batchesPerEpoch)
+        let elapsed = seconds {
+            var seen = 0
+            for batch in loader.epoch(0) {
+                seen += batch.labels.count
+                if seen >= n * batchSize { break }
+            }
+        }
+        print(String(format: "%@ (%@ preprocessing, augmentation %@): %.0f img/s over %d batches of %d",
+                     dataset, config.modelName, "\(data.augmentation != .none)", Double(n * batchSize) / elapsed, n, batchSize))
+    }
+}

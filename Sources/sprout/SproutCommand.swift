@@ -71,15 +71,27 @@ struct Models: ParsableCommand {
 struct SummaryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "summary",
-        abstract: "Per-layer output shapes, parameters and FLOPs of a zoo model.",
-        discussion: "Example: sprout summary resnet9 --width 0.5")
+        abstract: "Per-layer output shapes, parameters and FLOPs of a zoo model or a JSON model spec.",
+        discussion: """
+        Examples:
+          sprout summary resnet9 --width 0.5
+          sprout summary net.json --input 1,28,28
+        """)
 
-    @Argument(help: "A zoo model.") var model: String
+    @Argument(help: "A zoo model, or a JSON model-spec file (docs/model-spec.md).") var model: String
     @Option(help: "Input shape C,H,W (default: the model's own).") var input: String?
     @Option(help: "Classes.") var classes = 10
     @Option(help: "Width multiplier.") var width: Float = 1
 
     func run() throws {
+        if model.hasSuffix(".json") {
+            guard let data = FileManager.default.contents(atPath: model) else { throw CLIError("\(model): no such file") }
+            guard let input else { throw ValidationError("a model spec needs --input C,H,W") }
+            let shape = try parseShape(input)
+            let net = try ModelSpecFile.build(json: String(decoding: data, as: UTF8.self), inputShape: shape, classes: classes)
+            print(summary(net, inputShape: shape))
+            return
+        }
         guard let entry = Zoo.entries.first(where: { $0.name == model }) else {
             throw CLIError("\(ModelError.unknownModel(model, known: Zoo.names))")
         }

@@ -95,6 +95,9 @@ struct Train: ParsableCommand {
         try writeAtomically([UInt8](try encoder.encode(config)), to: (runDirectory as NSString).appendingPathComponent("config.json"))
 
         let data = try RunData.load(config)
+        if !data.skippedImages.isEmpty {
+            print("skipped \(data.skippedImages.count) images that do not decode, e.g. \(data.skippedImages[0].path): \(data.skippedImages[0].reason)")
+        }
         print("data: \(config.dataset) — train \(data.train.count) images, \(data.validationName) \(data.validation.count), \(data.train.classCount) classes, input \(data.modelInput)")
         seedEverything(config.seed)
         let spec = ModelSpec(name: config.modelName, inputShape: data.modelInput, classes: data.train.classCount, width: config.width,

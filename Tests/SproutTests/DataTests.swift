@@ -105,6 +105,23 @@ import SproutTensor
         #expect(throws: DatasetError.fileNotFound(dir.file("data_batch_1.bin"))) { try CIFAR.load10(directory: dir.path, split: .train) }
     }
 
+    @Test func cifar100CoarseAndFineLabels() throws {
+        let dir = TemporaryDirectory()
+        var bytes: [UInt8] = []
+        for (coarse, fine) in [(3, 42), (19, 99)] { bytes += [UInt8(coarse), UInt8(fine)] + [UInt8](repeating: 9, count: 3072) }
+        FileManager.default.createFile(atPath: dir.file("train.bin"), contents: Data(bytes))
+        let fine = try CIFAR.load100(directory: dir.path, split: .train)
+        let coarse = try CIFAR.load100(directory: dir.path, split: .train, fine: false)
+        #expect(fine.labels == [42, 99] && fine.classCount == 100)
+        #expect(coarse.labels == [3, 19] && coarse.classCount == 20)
+        #expect(fine.pixels.count == 2 * 3072)
+        bytes[1] = 100
+        FileManager.default.createFile(atPath: dir.file("train.bin"), contents: Data(bytes))
+        #expect(throws: DatasetError.labelOutOfRange(dir.file("train.bin"), index: 0, label: 100, classes: 100)) {
+            try CIFAR.load100(directory: dir.path, split: .train)
+        }
+    }
+
     @Test func imageFolderDecodesResizesAndReportsBadImages() throws {
         let dir = TemporaryDirectory()
         for (name, value) in [("cats", UInt8(200)), ("dogs", UInt8(30))] {
