@@ -93,7 +93,10 @@ final class BufferCache: Sendable {
             return false
         }
         if stillOver {
-            fatalError("tensor memory limit of \(formatBytes(limit)) exceeded: a tensor needs \(formatBytes(bytes)) more with \(formatBytes(held)) in use; raise --max-memory (SPROUT_MAX_MEMORY) or lower the batch size")
+            // A clean stop with one line, not a crash report: the user set this limit.
+            let message = "sprout: tensor memory limit of \(formatBytes(limit)) exceeded: a tensor needs \(formatBytes(bytes)) more with \(formatBytes(held)) in use; raise --max-memory (SPROUT_MAX_MEMORY) or lower the batch size\n"
+            FileHandle.standardError.write(Data(message.utf8))
+            exit(3)
         }
     }
 

@@ -67,6 +67,12 @@ import SproutData
         #expect(predict.status == 0, "predict failed: \(predict.stderr)")
         #expect(predict.stdout.split(separator: "\n").dropFirst().first?.contains("green") == true, "\(predict.stdout)")
 
+        // The evaluator polls, evaluates each checkpoint once and logs eval/* for TensorBoard.
+        let watch = try sprout(["eval", run, "--split", "val", "--watch", "--interval", "0.2", "--until-step", "8"])
+        #expect(watch.status == 0, "eval --watch failed: \(watch.stderr)")
+        #expect(watch.stdout.components(separatedBy: "top-1").count - 1 == 2, "two checkpoints, each evaluated once")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: run + "/eval").contains { $0.hasPrefix("events.out.tfevents") })
+
         let resumed = try sprout(["train", "--resume", "--run-dir", run, "--epochs", "3"])
         #expect(resumed.status == 0, "resume failed: \(resumed.stderr)")
         #expect(resumed.stdout.contains("resumed from") && resumed.stdout.contains("epoch 3/3 done"))
@@ -89,5 +95,8 @@ import SproutData
         #expect(notARun.status != 0 && notARun.stderr.contains("run directory"))
         let memory = try sprout(["info", "--max-memory", "lots"])
         #expect(memory.status != 0 && memory.stderr.contains("not a size"))
+        let capped = try sprout(["bench", "--model", "mlp", "--batch-size", "64", "--steps", "1", "--max-memory", "1M"])
+        #expect(capped.status != 0 && capped.stderr.contains("tensor memory limit of 1.0 MiB exceeded"))
+        #expect(!capped.stderr.contains("Backtrace"))
     }
 }
