@@ -119,6 +119,7 @@ struct DataGet: ParsableCommand {
     @Argument(help: "mnist, fashion-mnist, cifar10 or cifar100.") var name: String
     @Option(help: "Where to put it (default ~/.cache/sprout).") var dir: String?
     @Option(help: "Seconds to wait for the server before giving up.") var timeout: Double = 10
+    @Option(help: "Base URL of a mirror holding the same files (default: the dataset's home).") var mirror: String?
 
     func run() throws {
         guard let source = DatasetSource.all[name] else {
@@ -127,8 +128,9 @@ struct DataGet: ParsableCommand {
         let target = dir ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache/sprout")
         let dest = (target as NSString).appendingPathComponent(name)
         try FileManager.default.createDirectory(atPath: dest, withIntermediateDirectories: true)
+        let base = mirror.map { $0.hasSuffix("/") ? $0 : $0 + "/" } ?? source.base
         for file in source.files {
-            let url = source.base + file.name
+            let url = base + file.name
             let out = (dest as NSString).appendingPathComponent(file.name)
             print("downloading \(url)")
             do {
@@ -139,7 +141,7 @@ struct DataGet: ParsableCommand {
             } catch {
                 throw CLIError("""
                     could not download \(url): \(error)
-                    Manual steps: on a machine with internet access, download \(source.files.map { source.base + $0.name }.joined(separator: " "))
+                    Manual steps: on a machine with internet access, download \(source.files.map { base + $0.name }.joined(separator: " "))
                     check the MD5 (\(source.files.map { "\($0.name) \($0.md5)" }.joined(separator: ", "))),
                     copy the files to \(dest)\(source.unpack ? " and unpack with: tar -xzf FILE -C \(dest)" : ""), then run: sprout data verify \(dest)
                     """)

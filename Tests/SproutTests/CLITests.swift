@@ -95,6 +95,12 @@ import SproutData
         #expect(notARun.status != 0 && notARun.stderr.contains("run directory"))
         let memory = try sprout(["info", "--max-memory", "lots"])
         #expect(memory.status != 0 && memory.stderr.contains("not a size"))
+        // No server (a closed loopback port): fails at once, naming the URL and the manual steps.
+        let dir = TemporaryDirectory()
+        let started = Date()
+        let get = try sprout(["data", "get", "cifar10", "--dir", dir.path, "--mirror", "http://127.0.0.1:9/", "--timeout", "5"])
+        #expect(get.status != 0 && Date().timeIntervalSince(started) < 10)
+        #expect(get.stderr.contains("http://127.0.0.1:9/cifar-10-binary.tar.gz") && get.stderr.contains("Manual steps"))
         let capped = try sprout(["bench", "--model", "mlp", "--batch-size", "64", "--steps", "1", "--max-memory", "1M"])
         #expect(capped.status != 0 && capped.stderr.contains("tensor memory limit of 1.0 MiB exceeded"))
         #expect(!capped.stderr.contains("Backtrace"))
