@@ -20,6 +20,16 @@ enum DatasetLayout {
         if files.contains(where: { $0.contains("-idx3-ubyte") }) { return .idx(fashion: path.lowercased().contains("fashion")) }
         return .folder
     }
+
+    /// One split of the dataset at `path`.
+    func load(_ path: String, split: DatasetSplit, folderSize: Int = 64) throws -> ImageDataset {
+        switch self {
+        case .idx(let fashion): return try MNIST.load(directory: path, split: split, fashion: fashion)
+        case .cifar10: return try CIFAR.load10(directory: path, split: split)
+        case .cifar100: return try CIFAR.load100(directory: path, split: split)
+        case .folder: return try ImageFolder.load(root: path, size: folderSize).dataset
+        }
+    }
 }
 
 struct DataInfo: ParsableCommand {
@@ -34,14 +44,13 @@ struct DataInfo: ParsableCommand {
     func run() throws {
         var splits: [(String, ImageDataset)] = []
         let format: String
+        let layout = DatasetLayout.detect(path)
         do {
-            switch DatasetLayout.detect(path) {
+            switch layout {
             case .idx(let fashion):
                 format = fashion ? "Fashion-MNIST (IDX)" : "MNIST-style IDX"
-                for split in DatasetSplit.allCases {
-                    if let d = try? MNIST.load(directory: path, split: split, fashion: fashion) { splits.append((split.rawValue, d)) }
-                }
-                if splits.isEmpty { splits.append(("train", try MNIST.load(directory: path, split: .train, fashion: fashion))) }
+                for split in DatasetSplit.allCases { if let d = try? layout.load(path, split: split) { splits.append((split.rawValue, d)) } }
+                if splits.isEmpty { splits.append(("train", try layout.load(path, split: .train))) }
             case .cifar10:
                 format = "CIFAR-10 binary"
                 let batches = (1...5).filter { FileManager.default.fileExists(atPath: path + "/data_batch_\($0).bin") }
@@ -49,7 +58,7 @@ struct DataInfo: ParsableCommand {
                 if FileManager.default.fileExists(atPath: path + "/test_batch.bin") { splits.append(("test", try CIFAR.load10(directory: path, split: .test))) }
             case .cifar100:
                 format = "CIFAR-100 binary (fine labels)"
-                for split in DatasetSplit.allCases { if let d = try? CIFAR.load100(directory: path, split: split) { splits.append((split.rawValue, d)) } }
+                for split in DatasetSplit.allCases { if let d = try? layout.load(path, split: split) { splits.append((split.rawValue, d)) } }
             case .folder:
                 format = "image folder (ROOT/<class>/*.png|jpg), resized to \(size)×\(size)"
                 let (d, report) = try ImageFolder.load(root: path, size: size, skipBadImages: true)
@@ -210,15 +219,7 @@ struct DataSample: ParsableCommand {
 
     func run() throws {
         guard let which = DatasetSplit(rawValue: split) else { throw ValidationError("--split must be train or test") }
-        let d: ImageDataset
-        do {
-            switch DatasetLayout.detect(path) {
-            case .idx(let fashion): d = try MNIST.load(directory: path, split: which, fashion: fashion)
-            case .cifar10: d = try CIFAR.load10(directory: path, split: which)
-            case .cifar100: d = try CIFAR.load100(directory: path, split: which)
-            case .folder: d = try ImageFolder.load(root: path, size: 64).dataset
-            }
-        } catch { throw error }
+        let d = try DatasetLayout.detect(path).load(path, split: which)
         guard (0..<d.count).contains(index) else { throw ValidationError("--index \(index) outside 0..<\(d.count)") }
         let pixels = Array(d.pixels[(index * d.imageSize)..<((index + 1) * d.imageSize)])
         try ImageWriter.writePNG(planar: pixels, channels: d.channels, height: d.height, width: d.width, to: output)

@@ -1,31 +1,31 @@
 import SproutTensor
 
-public final class MaxPool2D: Layer {
+/// Window settings shared by the pooling layers.
+public class Pool2DBase {
     public let kernelSize: (Int, Int), stride: (Int, Int), padding: Padding
     public var isTraining = true
 
+    /// `stride` defaults to the kernel size (non-overlapping windows).
     public init(kernelSize: Int, stride: Int? = nil, padding: Padding = .valid) {
         self.kernelSize = (kernelSize, kernelSize)
         self.stride = (stride ?? kernelSize, stride ?? kernelSize)
         self.padding = padding
     }
 
-    public func forward(_ x: Tensor) -> Tensor { maxPool2d(x, kernelSize: kernelSize, stride: stride, padding: padding) }
-    public var summaryName: String { "MaxPool2D(\(kernelSize.0)×\(kernelSize.1), stride \(stride.0), \(padding.summary))" }
+    func describe(_ kind: String) -> String {
+        "\(kind)(\(kernelSize.0)×\(kernelSize.1), stride \(stride.0), \(padding.summary))"
+    }
 }
 
-public final class AvgPool2D: Layer {
-    public let kernelSize: (Int, Int), stride: (Int, Int), padding: Padding
-    public var isTraining = true
+public final class MaxPool2D: Pool2DBase, Layer {
+    public func forward(_ x: Tensor) -> Tensor { maxPool2d(x, kernelSize: kernelSize, stride: stride, padding: padding) }
+    public var summaryName: String { describe("MaxPool2D") }
+}
 
-    public init(kernelSize: Int, stride: Int? = nil, padding: Padding = .valid) {
-        self.kernelSize = (kernelSize, kernelSize)
-        self.stride = (stride ?? kernelSize, stride ?? kernelSize)
-        self.padding = padding
-    }
-
+/// Average pooling; padded positions are not counted (TensorFlow's SAME semantics).
+public final class AvgPool2D: Pool2DBase, Layer {
     public func forward(_ x: Tensor) -> Tensor { avgPool2d(x, kernelSize: kernelSize, stride: stride, padding: padding) }
-    public var summaryName: String { "AvgPool2D(\(kernelSize.0)×\(kernelSize.1), stride \(stride.0), \(padding.summary))" }
+    public var summaryName: String { describe("AvgPool2D") }
 }
 
 /// [N, C, H, W] → [N, C]
