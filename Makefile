@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV ?= $(HOME)/.cache/sprout-venv
 TORCH_VERSION ?= 2.13.0+cpu
 
-.PHONY: all build release test demo deps demo-deps fixtures bench-ops clean
+.PHONY: all build release test demo deps demo-deps fixtures bench bench-ops venv clean
 
 all: build
 
@@ -57,11 +57,19 @@ demo: demo-deps release
 bench-ops: release
 	./.build/release/sprout bench ops
 
-# Regenerates the PyTorch reference fixtures (needs torch; installed into a venv outside the repo).
-fixtures:
+# A Python virtual environment outside the repo with the CPU build of torch.
+venv:
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/python -c "import torch" 2>/dev/null || $(VENV)/bin/pip install -q "torch==$(TORCH_VERSION)"
+
+# Regenerates the PyTorch reference fixtures.
+fixtures: venv
 	$(VENV)/bin/python scripts/make_fixtures.py
+
+# Sprout vs PyTorch, alternating, same machine and threads (benchmarks/peer_bench.py).
+BENCH_ARGS ?= --rounds 3 --threads 2
+bench: release venv
+	$(PYTHON) benchmarks/peer_bench.py --python $(VENV)/bin/python $(BENCH_ARGS)
 
 clean:
 	rm -rf .build

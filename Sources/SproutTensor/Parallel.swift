@@ -12,6 +12,17 @@ import Glibc
 /// once, so the cores are used, not oversubscribed.
 public enum Threading {
     private static let configured = Atomic<Int>(0)
+    private static let blasThreads = Atomic<Int>(0)
+
+    /// OpenBLAS gets all threads only for GEMMs of at least 2²⁷ multiply-adds (512³).
+    /// Measured here: with 2 BLAS threads on small GEMMs, OpenBLAS's spinning workers and
+    /// oneDNN's OpenMP workers fight over the cores and batch-1 inference of mnist-cnn swung
+    /// between 1.3 and 10 ms from run to run; with 1 thread below the cut it stays at
+    /// 1.2–1.5 ms and training is as fast or faster (tf-cifar10 495–516 vs 517–527 img/s).
+    static func prepareBLAS(multiplyAdds: Int) {
+        let want = multiplyAdds >= 1 << 27 ? count : 1
+        if blasThreads.exchange(want, ordering: .relaxed) != want { openblas_set_num_threads(Int32(want)) }
+    }
 
     /// Cores this process may run on (its CPU affinity mask).
     public static var availableCores: Int {
@@ -37,7 +48,7 @@ public enum Threading {
 
     private static func apply(_ n: Int) {
         configured.store(n, ordering: .relaxed)
-        openblas_set_num_threads(Int32(n))
+        blasThreads.store(0, ordering: .relaxed)
         sprout_set_omp_threads(Int32(n))
     }
 }
@@ -62,6 +73,14 @@ func parallelFor(_ count: Int, grain: Int = 32_768, _ body: (Range<Int>) -> Void
             if lo < hi { work.value(lo..<hi) }
         }
     }
+}
+
+/// Items per chunk so that a chunk holds about `minimumWork` element operations: a dispatch
+/// costs ~20 µs, and on a small input waking the other threads (which then fight OpenBLAS's
+/// and OpenMP's spinning workers for the cores) costs more than it saves.
+@inline(__always)
+func grain(workPerItem: Int, minimumWork: Int = 32_768) -> Int {
+    max(1, minimumWork / max(1, workPerItem))
 }
 
 /// A pointer handed to worker threads that write disjoint ranges.

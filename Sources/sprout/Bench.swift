@@ -27,11 +27,13 @@ struct BenchModel: ParsableCommand {
     @Option(help: "Input shape C,H,W (default: the model's own).") var input: String?
     @Option(help: "Timed steps (the median is reported).") var steps = 10
     @Option(help: "Untimed warm-up steps.") var warmup = 2
+    @Option(help: "What to time: train, infer or both (separate processes give separate peak RSS).") var mode = "both"
     @Flag(help: "Print one JSON object.") var json = false
     @OptionGroup var threadOptions: ThreadOptions
 
     func run() throws {
         try threadOptions.apply()
+        guard ["train", "infer", "both"].contains(mode) else { throw ValidationError("--mode must be train, infer or both") }
         guard let entry = Zoo.entries.first(where: { $0.name == model }) else {
             throw CLIError("\(ModelError.unknownModel(model, known: Zoo.names))")
         }
@@ -46,35 +48,52 @@ struct BenchModel: ParsableCommand {
         let optimizer = SGD(for: net, learningRate: 0.01, momentum: 0.9, nesterov: true, weightDecay: 5e-4)
         let trainer = Trainer(model: net, optimizer: optimizer)
         let batch = Batch(images: x, labels: labels, indices: Array(0..<batchSize))
-        for _ in 0..<warmup { _ = try trainer.trainStep(batch) }
-        let trainSeconds = try median((0..<steps).map { _ in try seconds { _ = try trainer.trainStep(batch) } })
+        var trainSeconds = Double.nan, inferSeconds = Double.nan
+        if mode != "infer" {
+            for _ in 0..<warmup { _ = try trainer.trainStep(batch) }
+            trainSeconds = try median((0..<steps).map { _ in try seconds { _ = try trainer.trainStep(batch) } })
+        }
         net.eval()
         let inferBatch = inferBatchSize ?? batchSize
-        let xi = Tensor.normal([inferBatch] + shape, generator: &g)
-        for _ in 0..<warmup { _ = withoutGradient { net(xi) } }
-        let inferSeconds = median((0..<steps).map { _ in seconds { _ = withoutGradient { net(xi) } } })
+        if mode != "train" {
+            let xi = Tensor.normal([inferBatch] + shape, generator: &g)
+            for _ in 0..<warmup { _ = withoutGradient { net(xi) } }
+            inferSeconds = median((0..<steps).map { _ in seconds { _ = withoutGradient { net(xi) } } })
+        }
         let sgemm = 2 * pow(2048.0, 3) / timeSgemm(size: 2048, repetitions: 3) / 1e9
         let trainImgS = Double(batchSize) / trainSeconds, inferImgS = Double(inferBatch) / inferSeconds
         // Training ≈ 3× the forward FLOPs (forward, backward-data, backward-weights).
         let gflops = 3 * flopsPerImage * trainImgS / 1e9
         let peak = ResourceUsage.peakResidentBytes
         if json {
-            let object: [String: Any] = [
+            var object: [String: Any] = [
                 "model": model, "width": Double(width), "batch": batchSize, "infer_batch": inferBatch, "threads": Threading.count,
-                "train_img_s": round3(trainImgS), "infer_img_s": round3(inferImgS), "gflops": round3(gflops),
-                "infer_gflops": round3(flopsPerImage * inferImgS / 1e9), "sgemm_gflops": round3(sgemm),
-                "percent_of_sgemm": round3(100 * gflops / sgemm), "train_step_ms": round3(trainSeconds * 1e3),
-                "infer_ms": round3(inferSeconds * 1e3), "peak_rss_mb": round3(Double(peak) / 1048576),
-                "forward_flops_per_image": flopsPerImage,
+                "sgemm_gflops": round3(sgemm), "peak_rss_mb": round3(Double(peak) / 1048576), "forward_flops_per_image": flopsPerImage,
+                "parameters": net.parameterCount, "mode": mode,
             ]
+            if mode != "infer" {
+                object["train_img_s"] = round3(trainImgS)
+                object["gflops"] = round3(gflops)
+                object["percent_of_sgemm"] = round3(100 * gflops / sgemm)
+                object["train_step_ms"] = round3(trainSeconds * 1e3)
+            }
+            if mode != "train" {
+                object["infer_img_s"] = round3(inferImgS)
+                object["infer_gflops"] = round3(flopsPerImage * inferImgS / 1e9)
+                object["infer_ms"] = round3(inferSeconds * 1e3)
+            }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
             return
         }
         print("\(model) (width \(width)), input \(shape), \(Threading.count) threads, median of \(steps) steps")
-        print(String(format: "train:     batch %d  %8.1f img/s  %7.1f ms/step  %6.1f GFLOP/s (%.0f%% of sgemm %.1f)",
-                     batchSize, trainImgS, trainSeconds * 1e3, gflops, 100 * gflops / sgemm, sgemm))
-        print(String(format: "inference: batch %d  %8.1f img/s  %7.2f ms/batch", inferBatch, inferImgS, inferSeconds * 1e3))
+        if mode != "infer" {
+            print(String(format: "train:     batch %d  %8.1f img/s  %7.1f ms/step  %6.1f GFLOP/s (%.0f%% of sgemm %.1f)",
+                         batchSize, trainImgS, trainSeconds * 1e3, gflops, 100 * gflops / sgemm, sgemm))
+        }
+        if mode != "train" {
+            print(String(format: "inference: batch %d  %8.1f img/s  %7.2f ms/batch", inferBatch, inferImgS, inferSeconds * 1e3))
+        }
         print(String(format: "peak RSS:  %.0f MB", Double(peak) / 1048576))
     }
 }

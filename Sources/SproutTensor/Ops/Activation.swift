@@ -78,7 +78,7 @@ public func logSoftmax(_ x: Tensor, alongAxis axis: Int = -1) -> Tensor {
     let (outer, n, inner) = split(x.shape, a)
     let y = Tensor(uninitializedShape: x.shape)
     let src = SendablePointer(x.storage.pointer), dst = SendablePointer(y.storage.pointer)
-    parallelFor(outer * inner, grain: 256) { r in
+    parallelFor(outer * inner, grain: grain(workPerItem: 3 * n)) { r in
         for idx in r {
             let o = idx / inner, i = idx % inner
             let base = o * n * inner + i
@@ -104,7 +104,7 @@ public func softmax(_ x: Tensor, alongAxis axis: Int = -1) -> Tensor {
     let (outer, n, inner) = split(x.shape, a)
     let y = Tensor(uninitializedShape: x.shape)
     let src = SendablePointer(x.storage.pointer), dst = SendablePointer(y.storage.pointer)
-    parallelFor(outer * inner, grain: 256) { r in
+    parallelFor(outer * inner, grain: grain(workPerItem: 3 * n)) { r in
         for idx in r {
             let base = (idx / inner) * n * inner + idx % inner
             var m = -Float.infinity

@@ -5,7 +5,7 @@ func sgemmBatched(batch: Int, m: Int, n: Int, k: Int,
                   a: UnsafePointer<Float>, strideA: Int, transposeA: Bool,
                   b: UnsafePointer<Float>, strideB: Int, transposeB: Bool,
                   c: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
-    _ = Threading.count // make sure the BLAS thread count is applied
+    Threading.prepareBLAS(multiplyAdds: m * n * k)
     for i in 0..<batch {
         cblas_sgemm(CblasRowMajor,
                     transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,

@@ -20,7 +20,7 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, epsilon: Floa
     let xs = SendablePointer(x.storage.pointer), ys = SendablePointer(y.storage.pointer)
     let ms = SendablePointer(mean.storage.pointer), vs = SendablePointer(variance.storage.pointer)
     let gamma = weight.map { SendablePointer($0.storage.pointer) }, beta = bias.map { SendablePointer($0.storage.pointer) }
-    parallelFor(c, grain: 1) { r in
+    parallelFor(c, grain: grain(workPerItem: 3 * n * hw)) { r in
         for ch in r {
             // Two passes in Double: exact enough for large batches of large activations.
             var sum = 0.0
@@ -52,7 +52,7 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, epsilon: Floa
         let gGamma = Tensor(uninitializedShape: [c]), gBeta = Tensor(uninitializedShape: [c])
         let gs = SendablePointer(g.storage.pointer), gxs = SendablePointer(gx.storage.pointer)
         let gg = SendablePointer(gGamma.storage.pointer), gb = SendablePointer(gBeta.storage.pointer)
-        parallelFor(c, grain: 1) { r in
+        parallelFor(c, grain: grain(workPerItem: 3 * n * hw)) { r in
             for ch in r {
                 let mu = ms.p[ch], invStd = 1 / (vs.p[ch] + epsilon).squareRoot()
                 var sumG: Float = 0, sumGX: Float = 0
@@ -115,7 +115,7 @@ public func localResponseNorm(_ x: Tensor, depthRadius: Int = 5, bias: Float = 1
     let (n, c, hw) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
     let y = Tensor(uninitializedShape: x.shape), scale = Tensor(uninitializedShape: x.shape)
     let xs = SendablePointer(x.storage.pointer), ys = SendablePointer(y.storage.pointer), ss = SendablePointer(scale.storage.pointer)
-    parallelFor(n, grain: 1) { r in
+    parallelFor(n, grain: grain(workPerItem: c * hw * (2 * depthRadius + 2))) { r in
         let off = r.lowerBound * c * hw
         sprout_lrn_forward(xs.p + off, ys.p + off, ss.p + off, Int32(r.count), Int32(c), Int32(hw),
                            Int32(depthRadius), bias, alpha, beta)
@@ -125,7 +125,7 @@ public func localResponseNorm(_ x: Tensor, depthRadius: Int = 5, bias: Float = 1
         let ss = SendablePointer(scale.storage.pointer)
         let gx = Tensor(uninitializedShape: x.shape)
         let gs = SendablePointer(g.storage.pointer), gxs = SendablePointer(gx.storage.pointer)
-        parallelFor(n, grain: 1) { r in
+        parallelFor(n, grain: grain(workPerItem: c * hw * (2 * depthRadius + 2))) { r in
             let off = r.lowerBound * c * hw
             sprout_lrn_backward(xs.p + off, ys.p + off, ss.p + off, gs.p + off, gxs.p + off,
                                 Int32(r.count), Int32(c), Int32(hw), Int32(depthRadius), alpha, beta)

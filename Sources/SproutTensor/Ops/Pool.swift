@@ -28,7 +28,7 @@ public func maxPool2d(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? =
     let argmax = UnsafeMutablePointer<Int32>.allocate(capacity: out.count)
     let winners = IndexBuffer(argmax)
     let src = SendablePointer(x.storage.pointer), dst = SendablePointer(out.storage.pointer), idx = SendablePointer(argmax)
-    parallelFor(geo.planes, grain: 8) { r in
+    parallelFor(geo.planes, grain: grain(workPerItem: geo.oh * geo.ow * geo.kh * geo.kw)) { r in
         for p in r {
             let s = src.p + p * geo.h * geo.w, d = dst.p + p * geo.oh * geo.ow, a = idx.p + p * geo.oh * geo.ow
             for oy in 0..<geo.oh {
@@ -51,7 +51,7 @@ public func maxPool2d(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? =
     return out.recorded("maxPool2d", x) { g in
         let gx = Tensor(shape: inShape, repeating: 0)
         let gs = SendablePointer(g.storage.pointer), gd = SendablePointer(gx.storage.pointer), a = SendablePointer(winners.pointer)
-        parallelFor(geo.planes, grain: 8) { r in
+        parallelFor(geo.planes, grain: grain(workPerItem: geo.oh * geo.ow * geo.kh * geo.kw)) { r in
             for p in r {
                 let gp = gs.p + p * geo.oh * geo.ow, dp = gd.p + p * geo.h * geo.w, ap = a.p + p * geo.oh * geo.ow
                 for i in 0..<(geo.oh * geo.ow) { dp[Int(ap[i])] += gp[i] }
@@ -78,7 +78,7 @@ public func avgPool2d(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? =
         countIncludesPadding ? Float(geo.kh * geo.kw) : Float(geo.rows(oy).count * geo.cols(ox).count)
     }
     let src = SendablePointer(x.storage.pointer), dst = SendablePointer(out.storage.pointer)
-    parallelFor(geo.planes, grain: 8) { r in
+    parallelFor(geo.planes, grain: grain(workPerItem: geo.oh * geo.ow * geo.kh * geo.kw)) { r in
         for p in r {
             let s = src.p + p * geo.h * geo.w, d = dst.p + p * geo.oh * geo.ow
             for oy in 0..<geo.oh {
@@ -94,7 +94,7 @@ public func avgPool2d(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? =
     return out.recorded("avgPool2d", x) { g in
         let gx = Tensor(shape: inShape, repeating: 0)
         let gs = SendablePointer(g.storage.pointer), gd = SendablePointer(gx.storage.pointer)
-        parallelFor(geo.planes, grain: 8) { r in
+        parallelFor(geo.planes, grain: grain(workPerItem: geo.oh * geo.ow * geo.kh * geo.kw)) { r in
             for p in r {
                 let gp = gs.p + p * geo.oh * geo.ow, dp = gd.p + p * geo.h * geo.w
                 for oy in 0..<geo.oh {

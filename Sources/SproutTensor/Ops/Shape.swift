@@ -166,7 +166,7 @@ extension Tensor {
         let cols = (0..<ow).map { source($0, left, w) }
         let out = Tensor(uninitializedShape: Array(shape.dropLast(2)) + [oh, ow])
         let src = SendablePointer(storage.pointer), dst = SendablePointer(out.storage.pointer)
-        parallelFor(planes, grain: 16) { r in
+        parallelFor(planes, grain: grain(workPerItem: oh * ow)) { r in
             for p in r {
                 let s = src.p + p * h * w, d = dst.p + p * oh * ow
                 for y in 0..<oh {
@@ -182,7 +182,7 @@ extension Tensor {
         return out.recorded("pad", self) { g in
             let gin = Tensor(shape: inShape, repeating: 0)
             let gp = SendablePointer(g.storage.pointer), ip = SendablePointer(gin.storage.pointer)
-            parallelFor(planes, grain: 16) { r in
+            parallelFor(planes, grain: grain(workPerItem: oh * ow)) { r in
                 for p in r {
                     let gs = gp.p + p * oh * ow, d = ip.p + p * h * w
                     for y in 0..<oh where rows[y] >= 0 {
