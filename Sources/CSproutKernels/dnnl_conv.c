@@ -35,6 +35,7 @@ typedef struct {
     int used;
     dnnl_memory_t user;     // plain layout, data handle set per call
     dnnl_memory_t inner;    // primitive's layout; == user when no reorder is needed
+    size_t inner_bytes;     // > 0 when `inner` is a separate buffer (bound to the shared scratch per call)
     dnnl_primitive_t to_inner, to_user;
 } slot_t;
 
@@ -152,7 +153,11 @@ static int setup_slot(slot_t *slot, const dnnl_memory_desc_t *user_md, const dnn
         slot->inner = slot->user;
         return 1;
     }
-    if (dnnl_memory_create(&slot->inner, inner_md, g_engine, DNNL_MEMORY_ALLOCATE) != dnnl_success) return 0;
+    // No buffer of its own: calls are serialised, so every problem's blocked copies live in
+    // one shared scratch area bound at execution (peak memory = the largest single call,
+    // not the sum over every layer and pass).
+    if (dnnl_memory_create(&slot->inner, inner_md, g_engine, DNNL_MEMORY_NONE) != dnnl_success) return 0;
+    slot->inner_bytes = dnnl_memory_desc_get_size(inner_md);
     dnnl_primitive_desc_t rpd;
     if (input) {
         if (dnnl_reorder_primitive_desc_create(&rpd, user_md, g_engine, inner_md, g_engine, NULL) != dnnl_success) return 0;
@@ -268,7 +273,32 @@ static void reorder(dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to) {
     dnnl_primitive_execute(r, g_stream, 2, args);
 }
 
+static void *g_scratch;
+static size_t g_scratch_bytes;
+
+// Binds each slot's blocked buffer to its own region of the shared scratch area.
+static int bind_scratch(candidate_t *c) {
+    size_t total = 0;
+    for (int i = 0; i < SLOT_COUNT; i++) total += (c->slots[i].inner_bytes + 63) & ~(size_t)63;
+    if (total > g_scratch_bytes) {
+        free(g_scratch);
+        g_scratch = NULL;
+        g_scratch_bytes = 0;
+        if (posix_memalign(&g_scratch, 64, total) != 0) return 0;
+        g_scratch_bytes = total;
+    }
+    size_t offset = 0;
+    for (int i = 0; i < SLOT_COUNT; i++) {
+        slot_t *s = &c->slots[i];
+        if (!s->used || s->inner_bytes == 0) continue;
+        dnnl_memory_set_data_handle(s->inner, (char *)g_scratch + offset);
+        offset += (s->inner_bytes + 63) & ~(size_t)63;
+    }
+    return 1;
+}
+
 static int execute(candidate_t *c, void *ptrs[SLOT_COUNT], const int arg_ids[SLOT_COUNT]) {
+    if (!bind_scratch(c)) return 1;
     dnnl_exec_arg_t args[SLOT_COUNT];
     int nargs = 0;
     for (int i = 0; i < SLOT_COUNT; i++) {
