@@ -11,6 +11,8 @@ import Glibc
 public final class ProgressCallback: TrainingCallback {
     let totalEpochs: Int
     let batchesPerEpoch: Int
+    /// A step budget (`--steps`) that ends the run before the epochs do.
+    let maxSteps: Int?
     let interactive: Bool
     let everySeconds: Double
     var lastPrint = Date.distantPast
@@ -20,10 +22,11 @@ public final class ProgressCallback: TrainingCallback {
     var firstStep: Int?
     let output: (String) -> Void
 
-    public init(epochs: Int, batchesPerEpoch: Int, interactive: Bool = isatty(STDOUT_FILENO) != 0,
+    public init(epochs: Int, batchesPerEpoch: Int, maxSteps: Int? = nil, interactive: Bool = isatty(STDOUT_FILENO) != 0,
                 everySeconds: Double? = nil, output: @escaping (String) -> Void = { print($0) }) {
         self.totalEpochs = epochs
         self.batchesPerEpoch = batchesPerEpoch
+        self.maxSteps = maxSteps
         self.interactive = interactive
         self.everySeconds = everySeconds ?? (interactive ? 0.2 : 10)
         self.output = output
@@ -37,7 +40,8 @@ public final class ProgressCallback: TrainingCallback {
         guard Date().timeIntervalSince(lastPrint) >= everySeconds else { return }
         lastPrint = Date()
         let done = Double(step - (firstStep ?? 0))
-        let remaining = Double(totalEpochs * batchesPerEpoch - step)
+        let lastStep = min(totalEpochs * batchesPerEpoch, maxSteps ?? Int.max)
+        let remaining = Double(lastStep - step)
         let elapsed = Date().timeIntervalSince(started)
         let eta = done > 0 ? elapsed / done * max(0, remaining) : 0
         let line = String(format: "epoch %d/%d  step %d (%d/%d)  loss %.4f  acc %.3f  lr %.4g  %.0f img/s  ETA %@",
@@ -49,6 +53,11 @@ public final class ProgressCallback: TrainingCallback {
         } else {
             output(line)
         }
+    }
+
+    public func trainEnd(_ trainer: Trainer) {
+        // A run stopped mid-epoch (--steps, a signal) leaves the live line unterminated.
+        if interactive && trainer.batchInEpoch > 0 { FileHandle.standardOutput.write(Data("\n".utf8)) }
     }
 
     public func epochEnd(_ trainer: Trainer, epoch: Int, logs: [String: Double]) {

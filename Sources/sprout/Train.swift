@@ -143,7 +143,7 @@ struct Train: ParsableCommand {
         let tensorboard = try TensorBoardWriter(directory: runDirectory)
         let jsonl = try JSONLWriter(path: (runDirectory as NSString).appendingPathComponent("metrics.jsonl"))
         trainer.callbacks = [
-            ProgressCallback(epochs: config.epochs, batchesPerEpoch: loader.batchesPerEpoch),
+            ProgressCallback(epochs: config.epochs, batchesPerEpoch: loader.batchesPerEpoch, maxSteps: config.steps),
             ScalarLogCallback(tensorboard: tensorboard, jsonl: jsonl),
             checkpointCallback,
         ]
