@@ -2,7 +2,9 @@ import ArgumentParser
 import Sprout
 
 struct Info: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print the build, threads, CPU features and native libraries.")
+    static let configuration = CommandConfiguration(
+        abstract: "Print the build, threads, CPU features and native libraries.",
+        discussion: "Example: sprout info --threads 1")
 
     @OptionGroup var threadOptions: ThreadOptions
 

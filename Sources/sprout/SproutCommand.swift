@@ -37,7 +37,13 @@ struct ThreadOptions: ParsableArguments {
 }
 
 struct Models: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the model zoo, or print one model's summary.")
+    static let configuration = CommandConfiguration(
+        abstract: "List the model zoo with parameters and FLOPs, or print one model's summary.",
+        discussion: """
+        Examples:
+          sprout models
+          sprout models resnet9 --width 0.5
+        """)
 
     @Argument(help: "A model to summarise.") var name: String?
     @Option(help: "Input shape C,H,W for the summary (default: the model's own).") var input: String?
