@@ -124,7 +124,8 @@ public struct RunData {
         var augmentation = Augmentation.none
         if augment {
             // The tutorial's random 24×24 crop and flip; its strong brightness/contrast
-            // distortions slow short runs down and are left out.
+            // distortions are left out of this default, which aims at short runs
+            // (available through Augmentation for longer ones).
             augmentation = isTF ? Augmentation(randomCrop: true, horizontalFlip: true)
                                 : Augmentation(randomCropPadding: colour ? 4 : 2, paddingMode: colour ? .reflect : .zero,
                                                horizontalFlip: colour)
