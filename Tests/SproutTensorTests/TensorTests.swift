@@ -164,9 +164,7 @@ import Testing
     }
 
     @Test func bufferCacheReusesStorage() {
-        let before = BufferCache.shared.cachedBytes
-        do { _ = Tensor.zeros([12_345]) }
-        #expect(BufferCache.shared.cachedBytes >= before)
+        // A size no other test uses, so concurrent tests cannot take the freed buffer.
         let p1 = Tensor.zeros([54_321]).storage.pointer
         let p2 = Tensor.zeros([54_321]).storage.pointer
         #expect(p1 == p2, "a freed buffer of the same size is reused")
