@@ -66,17 +66,4 @@ public struct ImageDataset: Sendable {
         let std = zip(sq, mean).map { (($0 / n) - $1 * $1).squareRoot() }
         return (mean.map(Float.init), std.map(Float.init))
     }
-
-    /// Images `indices` as a float tensor on [0, 1], [n, C, H, W].
-    public func tensor(indices: [Int]) -> Tensor {
-        var t = Tensor.zeros([indices.count, channels, height, width])
-        t.withMutableData { out in
-            pixels.withUnsafeBufferPointer { p in
-                for (k, i) in indices.enumerated() {
-                    for j in 0..<imageSize { out[k * imageSize + j] = Float(p[i * imageSize + j]) / 255 }
-                }
-            }
-        }
-        return t
-    }
 }

@@ -139,10 +139,9 @@ extension RunData {
     /// One split of a run's data for evaluation: "train" and "val" are the run's own
     /// training and validation images; "test" is the dataset's official test split.
     public static func split(_ name: String, of config: RunConfiguration) throws -> ImageDataset {
-        let data = try load(config)
         switch name {
-        case "train": return data.train
-        case "val": return data.validation
+        case "train": return try load(config).train
+        case "val": return try load(config).validation
         case "test":
             let dir = config.dataDir ?? RunConfiguration.defaultDataDir(config.dataset) ?? ""
             switch config.dataset {

@@ -50,10 +50,10 @@ public final class Trainer {
     public private(set) var batchInEpoch = 0
     /// Set (e.g. from a signal handler) to stop after the current batch.
     public var stopRequested: Bool {
-        get { stopFlag.withLock { $0 } }
-        set { stopFlag.withLock { $0 = newValue } }
+        get { stopFlag.isSet }
+        set { stopFlag.set(newValue) }
     }
-    private let stopFlag = NSLockedBool()
+    private let stopFlag = StopFlag()
     public private(set) var lastEvaluation: Evaluation?
     /// The loop ended on an error (a non-finite loss): no checkpoint is written at the end.
     public private(set) var failed = false
@@ -187,9 +187,11 @@ public func evaluateModel(_ model: any Layer, on loader: DataLoader) -> Evaluati
     return acc.result
 }
 
-/// A Bool behind a lock (set from signal handlers, read by the loop).
-final class NSLockedBool: @unchecked Sendable {
+/// A flag set from one thread (a signal handler) and read by another (a loop).
+public final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
-    func withLock<R>(_ body: (inout Bool) -> R) -> R { lock.lock(); defer { lock.unlock() }; return body(&value) }
+    public init() {}
+    public func set(_ on: Bool = true) { lock.lock(); value = on; lock.unlock() }
+    public var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }

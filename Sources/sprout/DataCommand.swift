@@ -45,28 +45,24 @@ struct DataInfo: ParsableCommand {
         var splits: [(String, ImageDataset)] = []
         let format: String
         let layout = DatasetLayout.detect(path)
-        do {
-            switch layout {
-            case .idx(let fashion):
-                format = fashion ? "Fashion-MNIST (IDX)" : "MNIST-style IDX"
-                for split in DatasetSplit.allCases { if let d = try? layout.load(path, split: split) { splits.append((split.rawValue, d)) } }
-                if splits.isEmpty { splits.append(("train", try layout.load(path, split: .train))) }
-            case .cifar10:
-                format = "CIFAR-10 binary"
-                let batches = (1...5).filter { FileManager.default.fileExists(atPath: path + "/data_batch_\($0).bin") }
-                if !batches.isEmpty { splits.append(("train", try CIFAR.load10(directory: path, split: .train, batches: batches))) }
-                if FileManager.default.fileExists(atPath: path + "/test_batch.bin") { splits.append(("test", try CIFAR.load10(directory: path, split: .test))) }
-            case .cifar100:
-                format = "CIFAR-100 binary (fine labels)"
-                for split in DatasetSplit.allCases { if let d = try? layout.load(path, split: split) { splits.append((split.rawValue, d)) } }
-            case .folder:
-                format = "image folder (ROOT/<class>/*.png|jpg), resized to \(size)×\(size)"
-                let (d, report) = try ImageFolder.load(root: path, size: size, skipBadImages: true)
-                splits.append(("all", d))
-                if !report.skipped.isEmpty { print("skipped \(report.skipped.count) undecodable images, e.g. \(report.skipped[0].path): \(report.skipped[0].reason)") }
-            }
-        } catch {
-            throw error
+        switch layout {
+        case .idx(let fashion):
+            format = fashion ? "Fashion-MNIST (IDX)" : "MNIST-style IDX"
+            for split in DatasetSplit.allCases { if let d = try? layout.load(path, split: split) { splits.append((split.rawValue, d)) } }
+            if splits.isEmpty { splits.append(("train", try layout.load(path, split: .train))) }
+        case .cifar10:
+            format = "CIFAR-10 binary"
+            let batches = (1...5).filter { FileManager.default.fileExists(atPath: path + "/data_batch_\($0).bin") }
+            if !batches.isEmpty { splits.append(("train", try CIFAR.load10(directory: path, split: .train, batches: batches))) }
+            if FileManager.default.fileExists(atPath: path + "/test_batch.bin") { splits.append(("test", try CIFAR.load10(directory: path, split: .test))) }
+        case .cifar100:
+            format = "CIFAR-100 binary (fine labels)"
+            for split in DatasetSplit.allCases { if let d = try? layout.load(path, split: split) { splits.append((split.rawValue, d)) } }
+        case .folder:
+            format = "image folder (ROOT/<class>/*.png|jpg), resized to \(size)×\(size)"
+            let (d, report) = try ImageFolder.load(root: path, size: size, skipBadImages: true)
+            splits.append(("all", d))
+            if !report.skipped.isEmpty { print("skipped \(report.skipped.count) undecodable images, e.g. \(report.skipped[0].path): \(report.skipped[0].reason)") }
         }
         guard !splits.isEmpty else { throw CLIError("\(path): no dataset files found") }
         print("\(path): \(format)")
@@ -92,7 +88,7 @@ struct DataVerify: ParsableCommand {
     func run() throws {
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
         let fashion = path.lowercased().contains("fashion")
-        var checked = 0, bad = 0
+        var checked = 0, bad = 0  // files looked at, files that failed
         for file in files {
             let base = file.hasSuffix(".gz") ? String(file.dropLast(3)) : file
             let key = base.contains("-ubyte") ? "\(base)#\(fashion ? "fashion" : "mnist")" : base
@@ -103,18 +99,19 @@ struct DataVerify: ParsableCommand {
                 bytes = try file.hasSuffix(".gz") ? gunzipFile(full) : [UInt8](Data(contentsOf: URL(fileURLWithPath: full)))
             } catch {
                 print("FAIL  \(file): \(error)")
+                checked += 1
                 bad += 1
                 continue
             }
-            let sum = md5(bytes)
             checked += 1
+            let sum = md5(bytes)
             if sum == expected { print("ok    \(file)  md5 \(sum)\(file.hasSuffix(".gz") ? " (content)" : "")") } else {
                 print("FAIL  \(file)  md5 \(sum), expected \(expected)")
                 bad += 1
             }
         }
-        guard checked + bad > 0 else { throw CLIError("\(path): no files with known checksums") }
-        print("\(checked - bad + (bad > checked ? 0 : 0)) of \(checked) files match")
+        guard checked > 0 else { throw CLIError("\(path): no files with known checksums") }
+        print("\(checked - bad) of \(checked) files match")
         if bad > 0 { throw ExitCode(1) }
     }
 }

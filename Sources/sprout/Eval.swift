@@ -35,10 +35,15 @@ struct Eval: ParsableCommand {
         var config = try JSONDecoder().decode(RunConfiguration.self, from: configData)
         if let dataDir { config.dataDir = dataDir }
         let checkpoints = CheckpointDirectory((runDir as NSString).appendingPathComponent("checkpoints"))
-        let splitName = split ?? (["mnist", "fashion-mnist", "cifar10", "cifar100"].contains(config.dataset)
-                                  && (try? RunData.split("test", of: config)) != nil ? "test" : "val")
-        let dataset: ImageDataset
-        do { dataset = try RunData.split(splitName, of: config) } catch { throw error }
+        // Default: the official test split when the dataset has one on disk, else the hold-out.
+        let splitName: String, dataset: ImageDataset
+        if let split {
+            (splitName, dataset) = (split, try RunData.split(split, of: config))
+        } else if let test = try? RunData.split("test", of: config) {
+            (splitName, dataset) = ("test", test)
+        } else {
+            (splitName, dataset) = ("val", try RunData.split("val", of: config))
+        }
         let evalDir = (runDir as NSString).appendingPathComponent("eval")
         try FileManager.default.createDirectory(atPath: evalDir, withIntermediateDirectories: true)
 
@@ -116,11 +121,4 @@ struct Eval: ParsableCommand {
             print("saved \(base).json and \(base).svg")
         }
     }
-}
-
-final class StopFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.lock(); value = true; lock.unlock() }
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }
