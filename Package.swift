@@ -40,13 +40,11 @@ let package = Package(
         .target(
             name: "CSproutKernels",
             dependencies: ["CDNNL", "CBLAS"],
-            cSettings: [.unsafeFlags(["-O3"])],
             // A C target does not inherit its system-library dependencies' `link` lines.
             linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("openblas")]),
         .target(
             name: "SproutTensor",
-            dependencies: ["CSproutKernels", "CBLAS"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+            dependencies: ["CSproutKernels", "CBLAS"]),
         .target(name: "SproutNN", dependencies: ["SproutTensor"]),
         .target(name: "SproutOptim", dependencies: ["SproutNN", "SproutTensor"]),
         .target(name: "SproutData", dependencies: ["SproutTensor", "CZlib", "CSTB"]),

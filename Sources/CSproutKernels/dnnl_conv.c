@@ -398,3 +398,12 @@ const char *sprout_conv_implementation(const sprout_conv_problem *p, int pass) {
     pthread_mutex_unlock(&g_lock);
     return name;
 }
+
+// ---- GEMM on oneDNN's pool ---------------------------------------------------------
+int sprout_dnnl_sgemm(int transpose_a, int transpose_b, long m, long n, long k, const float *a, long lda,
+                      const float *b, long ldb, float beta, float *c, long ldc) {
+    if (!sprout_dnnl_enabled()) return -1;
+    dnnl_status_t s = dnnl_sgemm(transpose_a ? 'T' : 'N', transpose_b ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb,
+                                 beta, c, ldc);
+    return s == dnnl_success ? 0 : -1;
+}

@@ -24,6 +24,9 @@ public enum Threading {
         if blasThreads.exchange(want, ordering: .relaxed) != want { openblas_set_num_threads(Int32(want)) }
     }
 
+    /// Whether Sprout's loops share oneDNN's OpenMP pool (else they run on libdispatch).
+    public static let usesOpenMPPool = sprout_openmp_pool_available() != 0
+
     /// Cores this process may run on (its CPU affinity mask).
     public static var availableCores: Int {
         max(1, Int(sprout_available_cores()))
@@ -63,6 +66,17 @@ func parallelFor(_ count: Int, grain: Int = 32_768, _ body: (Range<Int>) -> Void
         return
     }
     let chunks = min(threads, (count + grain - 1) / grain)
+    if Threading.usesOpenMPPool {
+        withoutActuallyEscaping(body) { body in
+            var task = body
+            withUnsafeMutablePointer(to: &task) { context in
+                sprout_openmp_parallel(count, chunks, { context, begin, end in
+                    context!.assumingMemoryBound(to: ((Range<Int>) -> Void).self).pointee(begin..<end)
+                }, context)
+            }
+        }
+        return
+    }
     let per = (count + chunks - 1) / chunks
     // The chunks write disjoint ranges; the box tells the compiler what it cannot see.
     withoutActuallyEscaping(body) { body in

@@ -33,6 +33,19 @@ public enum SystemInfo {
 
     public static var oneDNNEnabled: Bool { sprout_dnnl_enabled() != 0 }
 
+    /// The build of Sprout's element-wise, normalisation and pooling loops in use:
+    /// "avx2+fma" or "generic (sse2)" (no AVX2/FMA on this CPU, or SPROUT_SIMD=generic).
+    public static var simdLoops: String { String(cString: sprout_simd_name()) }
+
+    /// Where matrix products run: oneDNN's GEMM (on the shared OpenMP pool) or OpenBLAS
+    /// (oneDNN missing, SPROUT_DNNL=0 or SPROUT_GEMM=openblas).
+    public static var gemm: String { GEMMBackend.useDNNL ? "oneDNN sgemm" : "OpenBLAS sgemm" }
+
+    /// The pool Sprout's own loops run on.
+    public static var threadPool: String {
+        Threading.usesOpenMPPool ? "OpenMP (shared with oneDNN)" : "libdispatch"
+    }
+
     /// Line-buffers stdout, so progress lines reach pipes and logs as they are printed.
     public static func lineBufferStandardOutput() { sprout_line_buffer_stdout() }
 

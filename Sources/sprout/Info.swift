@@ -16,6 +16,9 @@ struct Info: ParsableCommand {
         print("cpu:       \(SystemInfo.cpuName.isEmpty ? "unknown" : SystemInfo.cpuName)")
         print("features:  " + all.map { "\($0) \(features.contains($0) ? "yes" : "no")" }.joined(separator: ", "))
         print("threads:   \(Threading.count) (available cores: \(Threading.availableCores))")
+        print("loops:     \(SystemInfo.simdLoops) (element-wise, batch norm, pooling; SPROUT_SIMD=generic for the baseline)")
+        print("pool:      \(SystemInfo.threadPool)")
+        print("gemm:      \(SystemInfo.gemm)")
         print("blas:      \(SystemInfo.blas)")
         if let v = SystemInfo.oneDNNVersion {
             print("onednn:    \(v)\(SystemInfo.oneDNNEnabled ? "" : " (disabled by SPROUT_DNNL=0)")")

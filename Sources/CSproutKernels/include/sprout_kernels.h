@@ -26,6 +26,12 @@ void sprout_line_buffer_stdout(void);
 // ---- Threads of the native libraries -------------------------------------
 /// Sets OpenMP's thread count (oneDNN's pool) when the OpenMP runtime is loaded.
 void sprout_set_omp_threads(int threads);
+/// 1 when Sprout's loops run on OpenMP's pool (oneDNN's), 0 when they fall back to
+/// libdispatch (no OpenMP runtime loaded, or SPROUT_POOL=dispatch).
+int sprout_openmp_pool_available(void);
+/// Runs body(context, begin, end) over [0, count) split into `chunks` contiguous parts,
+/// on OpenMP's threads (the caller is thread 0). Only when the pool is available.
+void sprout_openmp_parallel(long count, long chunks, void (*body)(void *, long, long), void *context);
 
 // ---- oneDNN convolution ---------------------------------------------------
 /// One 2-D convolution problem, NCHW activations and OIHW (or GOIHW) weights.
@@ -51,6 +57,10 @@ int sprout_conv_backward_weights(const sprout_conv_problem *p, const float *x, c
 /// Name of the oneDNN implementation chosen for a pass (0 forward, 1 backward data,
 /// 2 backward weights), or "" when none. The string lives as long as the process.
 const char *sprout_conv_implementation(const sprout_conv_problem *p, int pass);
+/// Row-major C = op(A)·op(B) + beta·C with oneDNN's GEMM (on its OpenMP pool, shared with
+/// the convolutions and Sprout's loops). Returns non-zero when oneDNN is unavailable.
+int sprout_dnnl_sgemm(int transpose_a, int transpose_b, long m, long n, long k, const float *a, long lda,
+                      const float *b, long ldb, float beta, float *c, long ldc);
 /// oneDNN's version as "major.minor.patch", or "" if unavailable.
 const char *sprout_dnnl_version(void);
 /// Set SPROUT_DNNL=0 in the environment to disable oneDNN (the caller's im2col path runs).
@@ -63,5 +73,80 @@ void sprout_lrn_forward(const float *x, float *y, float *scale, int n, int c, in
                         int radius, float bias, float alpha, float beta);
 void sprout_lrn_backward(const float *x, const float *y, const float *scale, const float *dy,
                          float *dx, int n, int c, int hw, int radius, float alpha, float beta);
+
+// ---- Element-wise, normalisation and pooling loops (simd.c) -----------------
+// Each has an AVX2+FMA build and a baseline build; the CPU picks at start-up.
+// SPROUT_SIMD=generic in the environment forces the baseline build.
+/// 1 when the AVX2+FMA loops are active, 0 for the baseline (SSE2) loops.
+int sprout_simd_level(void);
+/// "avx2+fma" or "generic (sse2)".
+const char *sprout_simd_name(void);
+
+void sprout_relu_forward(const float *x, float *y, size_t n);
+/// dx = dy where x > 0, else 0.
+void sprout_relu_backward(const float *dy, const float *x, float *dx, size_t n);
+/// Exact GELU, y = x·Φ(x), error below 3e-7·max(1, |x|).
+void sprout_gelu_forward(const float *x, float *y, size_t n);
+/// dx = dy·(Φ(x) + x·φ(x))
+void sprout_gelu_backward(const float *dy, const float *x, float *dx, size_t n);
+void sprout_add(const float *a, const float *b, float *z, size_t n);
+void sprout_sub(const float *a, const float *b, float *z, size_t n);
+void sprout_mul(const float *a, const float *b, float *z, size_t n);
+/// z = a·x + b·y
+void sprout_axpby(float a, const float *x, float b, const float *y, float *z, size_t n);
+/// One SGD step in place (buf NULL: no momentum). See SproutOptim.SGD for the rule.
+void sprout_sgd_step(float *w, const float *g, float *buf, size_t n, float lr, float mu, float wd, int nesterov,
+                     int decoupled);
+/// Batch norm with batch statistics over channels [c0, c1) of x: [n, c, hw]; writes y,
+/// mean and biased variance; relu != 0 fuses a ReLU on the output. gamma/beta may be NULL.
+void sprout_batchnorm_forward(const float *x, float *y, const float *gamma, const float *beta, float *mean,
+                              float *var, int n, int c, size_t hw, int c0, int c1, float eps, int relu);
+/// Its backward; y (the fused ReLU's output) masks dy when not NULL. dgamma/dbeta may be NULL.
+void sprout_batchnorm_backward(const float *x, const float *dy, const float *y, const float *mean, const float *var,
+                               const float *gamma, float *dx, float *dgamma, float *dbeta, int n, int c, size_t hw,
+                               int c0, int c1, float eps);
+/// y = x·scale[c] + shift[c] over planes [p0, p1) of [n·c, hw], optionally through ReLU.
+void sprout_channel_affine(const float *x, float *y, const float *scale, const float *shift, int c, size_t hw,
+                           size_t p0, size_t p1, int relu);
+
+/// Pooling window geometry (padding already resolved).
+typedef struct {
+    int h, w, oh, ow, kh, kw, sh, sw, pt, pl;
+} sprout_pool_geometry;
+/// Max pooling over planes [p0, p1); arg receives each winner's index in its plane.
+void sprout_maxpool_forward(const float *x, float *y, int32_t *arg, const sprout_pool_geometry *g, size_t p0,
+                            size_t p1);
+/// Zeroes dx's planes [p0, p1), then routes dy to the winners.
+void sprout_maxpool_backward(const float *dy, const int32_t *arg, float *dx, const sprout_pool_geometry *g,
+                             size_t p0, size_t p1);
+void sprout_avgpool_forward(const float *x, float *y, const sprout_pool_geometry *g, int include_pad, size_t p0,
+                            size_t p1);
+void sprout_avgpool_backward(const float *dy, float *dx, const sprout_pool_geometry *g, int include_pad, size_t p0,
+                             size_t p1);
+
+/// One build of the loops above (same order and arguments).
+typedef struct {
+    void (*relu_forward)(const float *, float *, size_t);
+    void (*relu_backward)(const float *, const float *, float *, size_t);
+    void (*gelu_forward)(const float *, float *, size_t);
+    void (*gelu_backward)(const float *, const float *, float *, size_t);
+    void (*add)(const float *, const float *, float *, size_t);
+    void (*sub)(const float *, const float *, float *, size_t);
+    void (*mul)(const float *, const float *, float *, size_t);
+    void (*axpby)(float, const float *, float, const float *, float *, size_t);
+    void (*sgd_step)(float *, const float *, float *, size_t, float, float, float, int, int);
+    void (*batchnorm_forward)(const float *, float *, const float *, const float *, float *, float *, int, int,
+                              size_t, int, int, float, int);
+    void (*batchnorm_backward)(const float *, const float *, const float *, const float *, const float *,
+                               const float *, float *, float *, float *, int, int, size_t, int, int, float);
+    void (*channel_affine)(const float *, float *, const float *, const float *, int, size_t, size_t, size_t, int);
+    void (*maxpool_forward)(const float *, float *, int32_t *, const sprout_pool_geometry *, size_t, size_t);
+    void (*maxpool_backward)(const float *, const int32_t *, float *, const sprout_pool_geometry *, size_t, size_t);
+    void (*avgpool_forward)(const float *, float *, const sprout_pool_geometry *, int, size_t, size_t);
+    void (*avgpool_backward)(const float *, float *, const sprout_pool_geometry *, int, size_t, size_t);
+} sprout_simd_table;
+/// The loop set of a level (0 baseline, 1 AVX2+FMA), or NULL when this CPU or build lacks
+/// it. The functions above go through the active one; tests compare the two directly.
+const sprout_simd_table *sprout_simd_loops(int level);
 
 #endif

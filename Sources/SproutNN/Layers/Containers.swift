@@ -19,7 +19,21 @@ public final class Sequential: Layer {
     public init(_ layers: [any Layer]) { self.layers = layers }
     public convenience init(@LayerBuilder _ build: () -> [any Layer]) { self.init(build()) }
 
-    public func forward(_ x: Tensor) -> Tensor { layers.reduce(x) { $1.forward($0) } }
+    public func forward(_ x: Tensor) -> Tensor {
+        var y = x, i = 0
+        while i < layers.count {
+            // BatchNorm2D then ReLU runs as one pass (one read and one write fewer, forward
+            // and backward); names, parameters and results are those of the two layers.
+            if let norm = layers[i] as? BatchNorm2D, i + 1 < layers.count, layers[i + 1] is ReLU {
+                y = norm.forward(y, fusedReLU: true)
+                i += 2
+            } else {
+                y = layers[i].forward(y)
+                i += 1
+            }
+        }
+        return y
+    }
 
     public var children: [(name: String, layer: any Layer)] { layers.enumerated().map { ("\($0.offset)", $0.element) } }
 

@@ -22,14 +22,18 @@ public final class BatchNorm2D: Layer {
 
     public var features: Int { runningMean.shape[0] }
 
-    public func forward(_ x: Tensor) -> Tensor {
+    public func forward(_ x: Tensor) -> Tensor { forward(x, fusedReLU: false) }
+
+    /// The normalised output, through ReLU in the same pass when `fusedReLU`.
+    public func forward(_ x: Tensor, fusedReLU: Bool) -> Tensor {
         precondition(x.rank >= 2 && x.shape[1] == features,
                      "BatchNorm2D(\(features)): input must have \(features) channels on axis 1, got \(x.shape)")
         if !isTraining {
             return batchNormInference(x, mean: runningMean.value, variance: runningVariance.value,
-                                      weight: weight?.value, bias: bias?.value, epsilon: epsilon)
+                                      weight: weight?.value, bias: bias?.value, epsilon: epsilon, fusedReLU: fusedReLU)
         }
-        let (y, mean, variance) = batchNorm(x, weight: weight?.value, bias: bias?.value, epsilon: epsilon)
+        let (y, mean, variance) = batchNorm(x, weight: weight?.value, bias: bias?.value, epsilon: epsilon,
+                                            fusedReLU: fusedReLU)
         updateRunningStatistics(runningMean: &runningMean.value, runningVariance: &runningVariance.value,
                                 batchMean: mean, batchVariance: variance, count: x.count / features, momentum: momentum)
         return y

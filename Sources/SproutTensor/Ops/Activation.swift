@@ -1,13 +1,31 @@
+import CSproutKernels
 #if canImport(Glibc)
 import Glibc
 #endif
 
 // Activations: y = f(x) element-wise, with f' from x or y.
 
+//   x: [..] → y: [..];  dx = dy where y > 0 (the output's mask: the input need not be kept)
 public func relu(_ x: Tensor) -> Tensor {
-    unaryKernel(x) { $0 > 0 ? $0 : 0 }.recorded("relu", x) { g in
-        zipKernel(g, x.detached) { g, x in x > 0 ? g : 0 }
-    }
+    let y = vectorUnary(x, forward: sprout_relu_forward)
+    return y.recorded("relu", x) { g in vectorGradient(g, y, backward: sprout_relu_backward) }
+}
+
+/// y = f(x) with a C loop (AVX2+FMA or baseline), flat and parallel.
+private func vectorUnary(_ x: Tensor, forward: @convention(c) (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void) -> Tensor {
+    let y = Tensor(uninitializedShape: x.shape)
+    let xs = SendablePointer(x.storage.pointer), ys = SendablePointer(y.storage.pointer)
+    parallelFor(y.count) { r in forward(xs.p + r.lowerBound, ys.p + r.lowerBound, r.count) }
+    return y
+}
+
+/// dx = backward(dy, saved) with a C loop; `saved` is the op's input or output.
+private func vectorGradient(_ g: Tensor, _ saved: Tensor, backward: VectorBinaryKernel) -> Tensor {
+    let gx = Tensor(uninitializedShape: g.shape)
+    let gs = SendablePointer(g.storage.pointer), ss = SendablePointer(saved.storage.pointer)
+    let gxs = SendablePointer(gx.storage.pointer)
+    parallelFor(gx.count) { r in backward(gs.p + r.lowerBound, ss.p + r.lowerBound, gxs.p + r.lowerBound, r.count) }
+    return gx
 }
 
 public func leakyRelu(_ x: Tensor, negativeSlope: Float = 0.01) -> Tensor {
@@ -46,12 +64,8 @@ public func gelu(_ x: Tensor, approximate: Bool = false) -> Tensor {
             }
         }
     }
-    let y = unaryKernel(x) { v in 0.5 * v * (1 + erff(v * 0.70710678)) }
-    //   d/dx x·Φ(x) = Φ(x) + x·φ(x)
-    return y.recorded("gelu", x) { g in
-        zipKernel(g, x.detached) { g, v in
-            g * (0.5 * (1 + erff(v * 0.70710678)) + v * 0.39894228 * expf(-0.5 * v * v))
-        }
+    return vectorUnary(x, forward: sprout_gelu_forward).recorded("gelu", x) { g in
+        vectorGradient(g, x.detached, backward: sprout_gelu_backward)
     }
 }
 

@@ -1,17 +1,27 @@
+import CSproutKernels
 #if canImport(Glibc)
 import Glibc
 #endif
 
 // MARK: - Kernels
 
-/// y = f(a, b) with broadcasting. Same-shape operands take a flat parallel loop.
+/// A same-shape loop of CSproutKernels (AVX2+FMA or baseline, chosen at start-up).
+typealias VectorBinaryKernel = @convention(c) (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void
+
+/// y = f(a, b) with broadcasting. Same-shape operands take a flat parallel loop: the C
+/// kernel `vector` when given (Swift builds for baseline x86-64), else `f`.
 @inline(__always)
-func binaryKernel(_ a: Tensor, _ b: Tensor, op: String, _ f: (Float, Float) -> Float) -> Tensor {
+func binaryKernel(_ a: Tensor, _ b: Tensor, op: String, vector: VectorBinaryKernel? = nil,
+                  _ f: (Float, Float) -> Float) -> Tensor {
     if a.shape == b.shape {
         let out = Tensor(uninitializedShape: a.shape)
         let x = SendablePointer(a.storage.pointer), y = SendablePointer(b.storage.pointer), z = SendablePointer(out.storage.pointer)
-        parallelFor(out.count) { r in
-            for i in r { z.p[i] = f(x.p[i], y.p[i]) }
+        if let vector {
+            parallelFor(out.count) { r in vector(x.p + r.lowerBound, y.p + r.lowerBound, z.p + r.lowerBound, r.count) }
+        } else {
+            parallelFor(out.count) { r in
+                for i in r { z.p[i] = f(x.p[i], y.p[i]) }
+            }
         }
         return out
     }
@@ -66,19 +76,19 @@ func zip3Kernel(_ a: Tensor, _ b: Tensor, _ c: Tensor, _ f: (Float, Float, Float
 
 //   a: [..], b: [..] broadcastable → out: broadcast shape; gradients summed back to each shape.
 public func + (a: Tensor, b: Tensor) -> Tensor {
-    binaryKernel(a, b, op: "add", +).recorded("add", [a, b]) { g in
+    binaryKernel(a, b, op: "add", vector: sprout_add, +).recorded("add", [a, b]) { g in
         [g.reduced(toShape: a.shape), g.reduced(toShape: b.shape)]
     }
 }
 
 public func - (a: Tensor, b: Tensor) -> Tensor {
-    binaryKernel(a, b, op: "sub", -).recorded("sub", [a, b]) { g in
+    binaryKernel(a, b, op: "sub", vector: sprout_sub, -).recorded("sub", [a, b]) { g in
         [g.reduced(toShape: a.shape), (-g).reduced(toShape: b.shape)]
     }
 }
 
 public func * (a: Tensor, b: Tensor) -> Tensor {
-    binaryKernel(a, b, op: "mul", *).recorded("mul", [a, b]) { g in
+    binaryKernel(a, b, op: "mul", vector: sprout_mul, *).recorded("mul", [a, b]) { g in
         [(g * b.detached).reduced(toShape: a.shape), (g * a.detached).reduced(toShape: b.shape)]
     }
 }

@@ -1,10 +1,27 @@
 import CBLAS
+import CSproutKernels
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum GEMMBackend {
+    static let useDNNL = sprout_dnnl_enabled() != 0 && getenv("SPROUT_GEMM").map { String(cString: $0) } != "openblas"
+}
 
 /// C[b] = op(A[b]) · op(B[b]) for every batch entry; strides 0 reuse one matrix.
 func sgemmBatched(batch: Int, m: Int, n: Int, k: Int,
                   a: UnsafePointer<Float>, strideA: Int, transposeA: Bool,
                   b: UnsafePointer<Float>, strideB: Int, transposeB: Bool,
                   c: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+    if GEMMBackend.useDNNL {
+        var ok = true
+        for i in 0..<batch where ok {
+            ok = sprout_dnnl_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k,
+                                   a + i * strideA, transposeA ? m : k, b + i * strideB, transposeB ? k : n,
+                                   accumulate ? 1 : 0, c + i * m * n, n) == 0
+        }
+        if ok { return }
+    }
     Threading.prepareBLAS(multiplyAdds: m * n * k)
     for i in 0..<batch {
         cblas_sgemm(CblasRowMajor,

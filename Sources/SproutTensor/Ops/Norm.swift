@@ -4,9 +4,11 @@ import CSproutKernels
 ///   x: [N, C, H, W] (or [N, C]), weight γ, bias β: [C]
 ///   → y = γ·(x − μ)/√(σ² + ε) + β, plus the batch mean μ and biased variance σ² per channel
 ///   (callers update running statistics from them; see `updateRunningStatistics`).
+///   `fusedReLU` returns max(y, 0) in the same pass (and masks the gradient by it).
 /// Backward, per channel over the M = N·H·W values:
 ///   dβ = Σ dy,  dγ = Σ dy·x̂,  dx = γ/(M·√(σ²+ε)) · (M·dy − dβ − x̂·dγ)
-public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, epsilon: Float = 1e-5)
+/// Plane sums are float (vectorised), their total over the batch double.
+public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, epsilon: Float = 1e-5, fusedReLU: Bool = false)
     -> (output: Tensor, mean: Tensor, variance: Tensor) {
     precondition(x.rank == 4 || x.rank == 2, "batchNorm: input must be [N, C, H, W] or [N, C], got \(x.shape)")
     let (n, c) = (x.shape[0], x.shape[1])
@@ -20,58 +22,25 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, epsilon: Floa
     let xs = SendablePointer(x.storage.pointer), ys = SendablePointer(y.storage.pointer)
     let ms = SendablePointer(mean.storage.pointer), vs = SendablePointer(variance.storage.pointer)
     let gamma = weight.map { SendablePointer($0.storage.pointer) }, beta = bias.map { SendablePointer($0.storage.pointer) }
-    parallelFor(c, grain: grain(workPerItem: 3 * n * hw)) { r in
-        for ch in r {
-            // Two passes in Double: exact enough for large batches of large activations.
-            var sum = 0.0
-            for b in 0..<n { let p = xs.p + (b * c + ch) * hw; for i in 0..<hw { sum += Double(p[i]) } }
-            let mu = sum / Double(m)
-            var ss = 0.0
-            for b in 0..<n { let p = xs.p + (b * c + ch) * hw; for i in 0..<hw { let d = Double(p[i]) - mu; ss += d * d } }
-            let v = ss / Double(m)
-            ms.p[ch] = Float(mu)
-            vs.p[ch] = Float(v)
-            let invStd = Float(1 / (v + Double(epsilon)).squareRoot())
-            let scale = (gamma?.p[ch] ?? 1) * invStd
-            let shift = (beta?.p[ch] ?? 0) - Float(mu) * scale
-            for b in 0..<n {
-                let p = xs.p + (b * c + ch) * hw, q = ys.p + (b * c + ch) * hw
-                for i in 0..<hw { q[i] = p[i] * scale + shift }
-            }
-        }
+    parallelFor(c, grain: grain(workPerItem: 3 * m)) { r in
+        sprout_batchnorm_forward(xs.p, ys.p, gamma?.p, beta?.p, ms.p, vs.p, Int32(n), Int32(c), hw,
+                                 Int32(r.lowerBound), Int32(r.upperBound), epsilon, fusedReLU ? 1 : 0)
     }
     var inputs = [x]
     if let weight { inputs.append(weight) }
     if let bias { inputs.append(bias) }
-    let out = y.recorded("batchNorm", inputs) { g in
+    let out = y.recorded(fusedReLU ? "batchNormReLU" : "batchNorm", inputs) { g in
         // Pointers are taken from the captured tensors so that the tape keeps them alive.
-        let xs = SendablePointer(x.storage.pointer)
+        let xs = SendablePointer(x.storage.pointer), ys = SendablePointer(y.storage.pointer)
         let ms = SendablePointer(mean.storage.pointer), vs = SendablePointer(variance.storage.pointer)
         let gamma = weight.map { SendablePointer($0.storage.pointer) }
         let gx = Tensor(uninitializedShape: x.shape)
         let gGamma = Tensor(uninitializedShape: [c]), gBeta = Tensor(uninitializedShape: [c])
         let gs = SendablePointer(g.storage.pointer), gxs = SendablePointer(gx.storage.pointer)
         let gg = SendablePointer(gGamma.storage.pointer), gb = SendablePointer(gBeta.storage.pointer)
-        parallelFor(c, grain: grain(workPerItem: 3 * n * hw)) { r in
-            for ch in r {
-                let mu = ms.p[ch], invStd = 1 / (vs.p[ch] + epsilon).squareRoot()
-                var sumG: Float = 0, sumGX: Float = 0
-                for b in 0..<n {
-                    let p = xs.p + (b * c + ch) * hw, d = gs.p + (b * c + ch) * hw
-                    for i in 0..<hw { sumG += d[i]; sumGX += d[i] * (p[i] - mu) }
-                }
-                let dGamma = sumGX * invStd
-                gg.p[ch] = dGamma
-                gb.p[ch] = sumG
-                let k = (gamma?.p[ch] ?? 1) * invStd / Float(m)
-                for b in 0..<n {
-                    let p = xs.p + (b * c + ch) * hw, d = gs.p + (b * c + ch) * hw, o = gxs.p + (b * c + ch) * hw
-                    for i in 0..<hw {
-                        let xhat = (p[i] - mu) * invStd
-                        o[i] = k * (Float(m) * d[i] - sumG - xhat * dGamma)
-                    }
-                }
-            }
+        parallelFor(c, grain: grain(workPerItem: 3 * m)) { r in
+            sprout_batchnorm_backward(xs.p, gs.p, fusedReLU ? ys.p : nil, ms.p, vs.p, gamma?.p, gxs.p, gg.p, gb.p,
+                                      Int32(n), Int32(c), hw, Int32(r.lowerBound), Int32(r.upperBound), epsilon)
         }
         var grads: [Tensor?] = [gx]
         if weight != nil { grads.append(gGamma) }
@@ -81,18 +50,39 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, epsilon: Floa
     return (out, mean, variance)
 }
 
-/// Batch normalization with fixed statistics (evaluation mode).
+/// Batch normalization with fixed statistics (evaluation mode), optionally through ReLU.
+///   x: [N, C, H, W] or [N, C] → same shape. Differentiable in x, weight and bias (the
+///   statistics are constants), composed from broadcasting ops when gradients are recorded;
+///   without a tape (inference) it is one fused pass.
 public func batchNormInference(_ x: Tensor, mean: Tensor, variance: Tensor, weight: Tensor?, bias: Tensor?,
-                               epsilon: Float = 1e-5) -> Tensor {
+                               epsilon: Float = 1e-5, fusedReLU: Bool = false) -> Tensor {
     precondition(x.rank == 4 || x.rank == 2, "batchNorm: input must be [N, C, H, W] or [N, C], got \(x.shape)")
     let c = x.shape[1]
     precondition(mean.shape == [c] && variance.shape == [c],
                  "batchNorm: running statistics \(mean.shape)/\(variance.shape) do not match \(c) channels")
+    let tracked = [x, weight, bias].contains { $0?.requiresGradient == true } && GradientRecording.isEnabled
+    if !tracked {
+        // scale = γ/√(σ²+ε), shift = β − μ·scale
+        let scale = Tensor(uninitializedShape: [c]), shift = Tensor(uninitializedShape: [c])
+        for ch in 0..<c {
+            let s = (weight?.storage.pointer[ch] ?? 1) / (variance.storage.pointer[ch] + epsilon).squareRoot()
+            scale.storage.pointer[ch] = s
+            shift.storage.pointer[ch] = (bias?.storage.pointer[ch] ?? 0) - mean.storage.pointer[ch] * s
+        }
+        let hw = x.rank == 4 ? x.shape[2] * x.shape[3] : 1
+        let y = Tensor(uninitializedShape: x.shape)
+        let xs = SendablePointer(x.storage.pointer), ys = SendablePointer(y.storage.pointer)
+        let ss = SendablePointer(scale.storage.pointer), ts = SendablePointer(shift.storage.pointer)
+        parallelFor(x.shape[0] * c, grain: grain(workPerItem: hw)) { r in
+            sprout_channel_affine(xs.p, ys.p, ss.p, ts.p, Int32(c), hw, r.lowerBound, r.upperBound, fusedReLU ? 1 : 0)
+        }
+        return y
+    }
     let bshape = x.rank == 4 ? [1, c, 1, 1] : [1, c]
     var y = (x - mean.detached.reshaped(to: bshape)) / sqrt(variance.detached + epsilon).reshaped(to: bshape)
     if let weight { y = y * weight.reshaped(to: bshape) }
     if let bias { y = y + bias.reshaped(to: bshape) }
-    return y
+    return fusedReLU ? relu(y) : y
 }
 
 /// PyTorch's running-statistics rule: r ← (1 − momentum)·r + momentum·batch, with the

@@ -1,3 +1,5 @@
+import CSproutKernels
+
 /// Window geometry shared by the pooling ops.
 private struct PoolGeometry {
     let planes, h, w, oh, ow, kh, kw, sh, sw, pt, pl: Int
@@ -14,9 +16,11 @@ private struct PoolGeometry {
         (self.pt, self.pl, self.oh, self.ow) = (pt, pl, oh, ow)
     }
 
-    /// Input rows/columns covered by output (oy, ox), clipped to the image.
-    @inline(__always) func rows(_ oy: Int) -> Range<Int> { Swift.max(oy * sh - pt, 0)..<Swift.min(oy * sh - pt + kh, h) }
-    @inline(__always) func cols(_ ox: Int) -> Range<Int> { Swift.max(ox * sw - pl, 0)..<Swift.min(ox * sw - pl + kw, w) }
+    /// The same geometry for the C loops.
+    var c: sprout_pool_geometry {
+        sprout_pool_geometry(h: Int32(h), w: Int32(w), oh: Int32(oh), ow: Int32(ow), kh: Int32(kh), kw: Int32(kw),
+                             sh: Int32(sh), sw: Int32(sw), pt: Int32(pt), pl: Int32(pl))
+    }
 }
 
 /// Max pooling; padded positions never win (TensorFlow's SAME semantics).
@@ -25,84 +29,59 @@ public func maxPool2d(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? =
     let geo = PoolGeometry(x, kernel: kernelSize, stride: stride ?? kernelSize, padding: padding, op: "maxPool2d")
     let out = Tensor(uninitializedShape: [x.shape[0], x.shape[1], geo.oh, geo.ow])
     // Winner's index inside its plane, kept for backward.
-    let argmax = UnsafeMutablePointer<Int32>.allocate(capacity: out.count)
-    let winners = IndexBuffer(argmax)
-    let src = SendablePointer(x.storage.pointer), dst = SendablePointer(out.storage.pointer), idx = SendablePointer(argmax)
-    parallelFor(geo.planes, grain: grain(workPerItem: geo.oh * geo.ow * geo.kh * geo.kw)) { r in
-        for p in r {
-            let s = src.p + p * geo.h * geo.w, d = dst.p + p * geo.oh * geo.ow, a = idx.p + p * geo.oh * geo.ow
-            for oy in 0..<geo.oh {
-                let rows = geo.rows(oy)
-                for ox in 0..<geo.ow {
-                    var best = -Float.infinity, at = -1
-                    for iy in rows {
-                        for ix in geo.cols(ox) where s[iy * geo.w + ix] > best || at < 0 {
-                            best = s[iy * geo.w + ix]
-                            at = iy * geo.w + ix
-                        }
-                    }
-                    d[oy * geo.ow + ox] = best
-                    a[oy * geo.ow + ox] = Int32(at)
-                }
-            }
+    let winners = IndexBuffer(count: out.count)
+    let src = SendablePointer(x.storage.pointer), dst = SendablePointer(out.storage.pointer), idx = SendablePointer(winners.pointer)
+    withGeometry(geo) { g in
+        parallelFor(geo.planes, grain: grain(workPerItem: geo.oh * geo.ow * geo.kh * geo.kw)) { r in
+            sprout_maxpool_forward(src.p, dst.p, idx.p, g.p, r.lowerBound, r.upperBound)
         }
     }
     let inShape = x.shape
-    return out.recorded("maxPool2d", x) { g in
-        let gx = Tensor(shape: inShape, repeating: 0)
-        let gs = SendablePointer(g.storage.pointer), gd = SendablePointer(gx.storage.pointer), a = SendablePointer(winners.pointer)
-        parallelFor(geo.planes, grain: grain(workPerItem: geo.oh * geo.ow * geo.kh * geo.kw)) { r in
-            for p in r {
-                let gp = gs.p + p * geo.oh * geo.ow, dp = gd.p + p * geo.h * geo.w, ap = a.p + p * geo.oh * geo.ow
-                for i in 0..<(geo.oh * geo.ow) { dp[Int(ap[i])] += gp[i] }
+    return out.recorded("maxPool2d", x) { grad in
+        let gx = Tensor(uninitializedShape: inShape)
+        let gs = SendablePointer(grad.storage.pointer), gd = SendablePointer(gx.storage.pointer), a = SendablePointer(winners.pointer)
+        withGeometry(geo) { g in
+            parallelFor(geo.planes, grain: grain(workPerItem: geo.h * geo.w + geo.oh * geo.ow)) { r in
+                sprout_maxpool_backward(gs.p, a.p, gd.p, g.p, r.lowerBound, r.upperBound)
             }
         }
         return gx
     }
 }
 
+/// The geometry as a C struct, shared read-only by the workers.
+private func withGeometry(_ geo: PoolGeometry, _ body: (SendablePointer<sprout_pool_geometry>) -> Void) {
+    withUnsafePointer(to: geo.c) { body(SendablePointer(UnsafeMutablePointer(mutating: $0))) }
+}
+
 /// Owns the max-pool winners so that they live exactly as long as the tape needs them.
 private final class IndexBuffer: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<Int32>
-    init(_ p: UnsafeMutablePointer<Int32>) { pointer = p }
+    init(count: Int) { pointer = .allocate(capacity: count) }
     deinit { pointer.deallocate() }
 }
 
 /// Average pooling. By default padded positions are not counted (TensorFlow's SAME
 /// semantics, PyTorch's `count_include_pad=False`).
+///   x: [N, C, H, W] → [N, C, OH, OW]
 public func avgPool2d(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? = nil, padding: Padding = .valid,
                       countIncludesPadding: Bool = false) -> Tensor {
     let geo = PoolGeometry(x, kernel: kernelSize, stride: stride ?? kernelSize, padding: padding, op: "avgPool2d")
     let out = Tensor(uninitializedShape: [x.shape[0], x.shape[1], geo.oh, geo.ow])
-    func divisor(_ oy: Int, _ ox: Int) -> Float {
-        countIncludesPadding ? Float(geo.kh * geo.kw) : Float(geo.rows(oy).count * geo.cols(ox).count)
-    }
+    let includePad: Int32 = countIncludesPadding ? 1 : 0
     let src = SendablePointer(x.storage.pointer), dst = SendablePointer(out.storage.pointer)
-    parallelFor(geo.planes, grain: grain(workPerItem: geo.oh * geo.ow * geo.kh * geo.kw)) { r in
-        for p in r {
-            let s = src.p + p * geo.h * geo.w, d = dst.p + p * geo.oh * geo.ow
-            for oy in 0..<geo.oh {
-                for ox in 0..<geo.ow {
-                    var acc: Float = 0
-                    for iy in geo.rows(oy) { for ix in geo.cols(ox) { acc += s[iy * geo.w + ix] } }
-                    d[oy * geo.ow + ox] = acc / divisor(oy, ox)
-                }
-            }
+    withGeometry(geo) { g in
+        parallelFor(geo.planes, grain: grain(workPerItem: geo.oh * geo.ow * geo.kh * geo.kw)) { r in
+            sprout_avgpool_forward(src.p, dst.p, g.p, includePad, r.lowerBound, r.upperBound)
         }
     }
     let inShape = x.shape
-    return out.recorded("avgPool2d", x) { g in
-        let gx = Tensor(shape: inShape, repeating: 0)
-        let gs = SendablePointer(g.storage.pointer), gd = SendablePointer(gx.storage.pointer)
-        parallelFor(geo.planes, grain: grain(workPerItem: geo.oh * geo.ow * geo.kh * geo.kw)) { r in
-            for p in r {
-                let gp = gs.p + p * geo.oh * geo.ow, dp = gd.p + p * geo.h * geo.w
-                for oy in 0..<geo.oh {
-                    for ox in 0..<geo.ow {
-                        let v = gp[oy * geo.ow + ox] / divisor(oy, ox)
-                        for iy in geo.rows(oy) { for ix in geo.cols(ox) { dp[iy * geo.w + ix] += v } }
-                    }
-                }
+    return out.recorded("avgPool2d", x) { grad in
+        let gx = Tensor(uninitializedShape: inShape)
+        let gs = SendablePointer(grad.storage.pointer), gd = SendablePointer(gx.storage.pointer)
+        withGeometry(geo) { g in
+            parallelFor(geo.planes, grain: grain(workPerItem: geo.oh * geo.ow * geo.kh * geo.kw)) { r in
+                sprout_avgpool_backward(gs.p, gd.p, g.p, includePad, r.lowerBound, r.upperBound)
             }
         }
         return gx

@@ -1,0 +1,72 @@
+// Run-time choice of the loop set: AVX2+FMA when the CPU and OS have it, else the
+// baseline build. SPROUT_SIMD=generic (or 0/off) forces the baseline, for comparisons.
+#include "simd_internal.h"
+#include <stdlib.h>
+#include <string.h>
+
+static const sprout_simd_table *active;
+static int active_level;
+
+static void choose(int level) {
+    const sprout_simd_table *avx2 = level >= 1 ? sprout_simd_loops(1) : 0;
+    active = avx2 ? avx2 : sprout_simd_loops(0);
+    active_level = avx2 ? 1 : 0;
+}
+
+__attribute__((constructor)) static void choose_from_environment(void) {
+    const char *v = getenv("SPROUT_SIMD");
+    int off = v && (!strcmp(v, "0") || !strcmp(v, "off") || !strcmp(v, "generic") || !strcmp(v, "sse2"));
+    choose(off ? 0 : 1);
+}
+
+int sprout_simd_level(void) { return active_level; }
+const char *sprout_simd_name(void) { return active_level == 1 ? "avx2+fma" : "generic (sse2)"; }
+
+void sprout_relu_forward(const float *x, float *y, size_t n) { active->relu_forward(x, y, n); }
+void sprout_relu_backward(const float *dy, const float *x, float *dx, size_t n) { active->relu_backward(dy, x, dx, n); }
+void sprout_gelu_forward(const float *x, float *y, size_t n) { active->gelu_forward(x, y, n); }
+void sprout_gelu_backward(const float *dy, const float *x, float *dx, size_t n) { active->gelu_backward(dy, x, dx, n); }
+void sprout_add(const float *a, const float *b, float *z, size_t n) { active->add(a, b, z, n); }
+void sprout_sub(const float *a, const float *b, float *z, size_t n) { active->sub(a, b, z, n); }
+void sprout_mul(const float *a, const float *b, float *z, size_t n) { active->mul(a, b, z, n); }
+void sprout_axpby(float a, const float *x, float b, const float *y, float *z, size_t n) { active->axpby(a, x, b, y, z, n); }
+void sprout_sgd_step(float *w, const float *g, float *buf, size_t n, float lr, float mu, float wd, int nesterov,
+                     int decoupled) {
+    active->sgd_step(w, g, buf, n, lr, mu, wd, nesterov, decoupled);
+}
+void sprout_batchnorm_forward(const float *x, float *y, const float *gamma, const float *beta, float *mean,
+                              float *var, int n, int c, size_t hw, int c0, int c1, float eps, int relu) {
+    active->batchnorm_forward(x, y, gamma, beta, mean, var, n, c, hw, c0, c1, eps, relu);
+}
+void sprout_batchnorm_backward(const float *x, const float *dy, const float *y, const float *mean, const float *var,
+                               const float *gamma, float *dx, float *dgamma, float *dbeta, int n, int c, size_t hw,
+                               int c0, int c1, float eps) {
+    active->batchnorm_backward(x, dy, y, mean, var, gamma, dx, dgamma, dbeta, n, c, hw, c0, c1, eps);
+}
+void sprout_channel_affine(const float *x, float *y, const float *scale, const float *shift, int c, size_t hw,
+                           size_t p0, size_t p1, int relu) {
+    active->channel_affine(x, y, scale, shift, c, hw, p0, p1, relu);
+}
+void sprout_maxpool_forward(const float *x, float *y, int32_t *arg, const sprout_pool_geometry *g, size_t p0,
+                            size_t p1) {
+    active->maxpool_forward(x, y, arg, g, p0, p1);
+}
+void sprout_maxpool_backward(const float *dy, const int32_t *arg, float *dx, const sprout_pool_geometry *g,
+                             size_t p0, size_t p1) {
+    active->maxpool_backward(dy, arg, dx, g, p0, p1);
+}
+void sprout_avgpool_forward(const float *x, float *y, const sprout_pool_geometry *g, int include_pad, size_t p0,
+                            size_t p1) {
+    active->avgpool_forward(x, y, g, include_pad, p0, p1);
+}
+void sprout_avgpool_backward(const float *dy, float *dx, const sprout_pool_geometry *g, int include_pad, size_t p0,
+                             size_t p1) {
+    active->avgpool_backward(dy, dx, g, include_pad, p0, p1);
+}
+
+const sprout_simd_table *sprout_simd_loops(int level) {
+    if (level == 0) return sprout_simd_table_generic();
+    uint32_t f = sprout_cpu_features();
+    const sprout_simd_table *avx2 = sprout_simd_table_avx2();
+    return avx2 && (f & SPROUT_CPU_AVX2) && (f & SPROUT_CPU_FMA) ? avx2 : 0;
+}
