@@ -3,7 +3,7 @@
 #   make demo   installs what is missing, builds (release), runs the main job on a real dataset
 
 SWIFT ?= swift
-APT_PACKAGES := libopenblas-dev libdnnl-dev libstb-dev zlib1g-dev pkg-config
+APT_PACKAGES := libopenblas-dev libdnnl-dev libstb-dev zlib1g-dev pkg-config libopenmpi-dev openmpi-bin
 DEMO_PACKAGES := dataset-fashion-mnist
 PYTHON ?= python3
 VENV ?= $(HOME)/.cache/sprout-venv
@@ -43,6 +43,7 @@ release: deps
 test: demo-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	bash scripts/test_onnx.sh
 
 DEMO_RUN ?= runs/demo
 demo: demo-deps release

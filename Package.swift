@@ -2,6 +2,9 @@
 import PackageDescription
 
 // Layers (dependencies point down only):
+//   sprout (executable) → SproutServe (Hummingbird HTTP API) → SproutTrain
+//   sprout (executable) → SproutDistributed (MPI data parallelism, CMPI) → SproutTrain
+//   sprout (executable) → SproutExport (ONNX) → SproutTrain
 //   sprout (executable) → Sprout (umbrella)
 //     → SproutTrain → SproutData → SproutOptim → SproutNN → SproutTensor → CSproutKernels → CDNNL, CBLAS
 //   SproutData alone reads files through CZlib (gzip) and CSTB (image decoding).
@@ -16,10 +19,17 @@ let package = Package(
         .library(name: "SproutOptim", targets: ["SproutOptim"]),
         .library(name: "SproutData", targets: ["SproutData"]),
         .library(name: "SproutTrain", targets: ["SproutTrain"]),
+        .library(name: "SproutExport", targets: ["SproutExport"]),
+        .library(name: "SproutServe", targets: ["SproutServe"]),
+        .library(name: "SproutDistributed", targets: ["SproutDistributed"]),
         .executable(name: "sprout", targets: ["sprout"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         // Thin system-library targets: one per native library.
@@ -35,6 +45,9 @@ let package = Package(
         .systemLibrary(
             name: "CSTB", pkgConfig: "stb",
             providers: [.apt(["libstb-dev"])]),
+        .systemLibrary(
+            name: "CMPI", pkgConfig: "ompi",
+            providers: [.apt(["libopenmpi-dev"])]),
         // Small C kernel layer: cpuid, the oneDNN convolution glue (primitive cache,
         // layout reorders) and AVX2/FMA loops selected at run time.
         .target(
@@ -50,12 +63,27 @@ let package = Package(
         .target(name: "SproutData", dependencies: ["SproutTensor", "CZlib", "CSTB"]),
         .target(name: "SproutTrain", dependencies: ["SproutData", "SproutOptim", "SproutNN", "SproutTensor"]),
         .target(
+            name: "SproutServe",
+            dependencies: [
+                "SproutTrain", "SproutData",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        .target(name: "SproutDistributed", dependencies: ["SproutTrain", "SproutNN", "SproutTensor", "CMPI"]),
+        .target(name: "SproutExport", dependencies: ["SproutTrain", "SproutNN", "SproutTensor"]),
+        .target(
             name: "Sprout",
             dependencies: ["SproutTrain", "SproutData", "SproutOptim", "SproutNN", "SproutTensor"]),
         .executableTarget(
             name: "sprout",
             dependencies: [
                 "Sprout",
+                "SproutExport",
+                "SproutServe",
+                "SproutDistributed",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(
@@ -64,6 +92,10 @@ let package = Package(
             resources: [.copy("Fixtures")]),
         .testTarget(
             name: "SproutTests",
-            dependencies: ["Sprout", "SproutTrain", "SproutData", "SproutOptim", "SproutNN", "SproutTensor"]),
+            dependencies: ["Sprout", "SproutTrain", "SproutData", "SproutOptim", "SproutNN", "SproutTensor", "SproutServe",
+                           "SproutExport",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "HummingbirdTesting", package: "hummingbird"),
+                           .product(name: "Logging", package: "swift-log")]),
     ]
 )

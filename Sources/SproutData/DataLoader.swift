@@ -67,6 +67,12 @@ public final class DataLoader: @unchecked Sendable {
     public let cropSize: Int?
     /// Batches prepared ahead of the consumer.
     public let prefetch: Int
+    /// This process's part of every batch in data-parallel training: rank r of n takes rows
+    /// [r·B/n, (r+1)·B/n) of each global batch of B. Order and augmentation are defined by the
+    /// global sample index, so they do not depend on n.
+    public var shard: (rank: Int, count: Int) = (0, 1) {
+        didSet { precondition(shard.count >= 1 && (0..<shard.count).contains(shard.rank), "DataLoader: bad shard \(shard)") }
+    }
 
     public init(dataset: ImageDataset, batchSize: Int, shuffle: Bool = false, dropLast: Bool = false, seed: UInt64 = 0,
                 augmentation: Augmentation = .none, normalization: Normalization = .unit, cropSize: Int? = nil,
@@ -103,7 +109,12 @@ public final class DataLoader: @unchecked Sendable {
     public func batch(epoch: Int, index: Int, order precomputed: [Int]? = nil) -> Batch {
         let order = precomputed ?? self.order(epoch: epoch)
         let lo = index * batchSize, hi = min(order.count, lo + batchSize)
-        return makeBatch(Array(order[lo..<hi]), epoch: epoch)
+        var indices = Array(order[lo..<hi])
+        if shard.count > 1 {
+            let m = indices.count
+            indices = Array(indices[(shard.rank * m / shard.count)..<((shard.rank + 1) * m / shard.count)])
+        }
+        return makeBatch(indices, epoch: epoch)
     }
 
     /// The batches of one epoch, from `startBatch` on, prepared ahead in the background.

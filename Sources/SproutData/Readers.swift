@@ -186,11 +186,17 @@ public enum ImageFolder {
         // Shorter side to `size`, then the centre square.
         let scale = Double(size) / Double(min(w, h))
         let rw = max(size, Int((Double(w) * scale).rounded())), rh = max(size, Int((Double(h) * scale).rounded()))
-        var resized = [UInt8](repeating: 0, count: rw * rh * channels)
-        let ok = resized.withUnsafeMutableBufferPointer { out in
-            stbir_resize_uint8(data, w, h, 0, out.baseAddress, Int32(rw), Int32(rh), 0, Int32(channels))
+        var resized: [UInt8]
+        if rw == Int(w) && rh == Int(h) {
+            // Already the size: copy exactly (the resampling filter would blur it even at 1:1).
+            resized = Array(UnsafeBufferPointer(start: data, count: rw * rh * channels))
+        } else {
+            resized = [UInt8](repeating: 0, count: rw * rh * channels)
+            let ok = resized.withUnsafeMutableBufferPointer { out in
+                stbir_resize_uint8(data, w, h, 0, out.baseAddress, Int32(rw), Int32(rh), 0, Int32(channels))
+            }
+            guard ok != 0 else { throw DatasetError.undecodableImage(name, reason: "resize failed") }
         }
-        guard ok != 0 else { throw DatasetError.undecodableImage(name, reason: "resize failed") }
         let (x0, y0) = ((rw - size) / 2, (rh - size) / 2)
         var planar = [UInt8](repeating: 0, count: channels * size * size)
         for c in 0..<channels {
@@ -215,5 +221,32 @@ public enum ImageWriter {
             stbi_write_png(path, Int32(width), Int32(height), Int32(channels), $0.baseAddress, Int32(width * channels))
         }
         guard ok != 0 else { throw DatasetError.unreadable(path, reason: "PNG write failed") }
+    }
+
+    public enum Format: Sendable { case png, jpeg(quality: Int) }
+
+    /// Planar bytes [channels, height, width] → PNG or JPEG file contents in memory.
+    public static func encode(planar: [UInt8], channels: Int, height: Int, width: Int, format: Format) -> [UInt8] {
+        precondition(planar.count == channels * height * width, "encode: \(planar.count) bytes for \(channels)×\(height)×\(width)")
+        var interleaved = [UInt8](repeating: 0, count: planar.count)
+        for c in 0..<channels { for i in 0..<(height * width) { interleaved[i * channels + c] = planar[c * height * width + i] } }
+        final class Sink { var bytes: [UInt8] = [] }
+        let sink = Sink()
+        let write: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, Int32) -> Void = { context, data, size in
+            let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
+            sink.bytes.append(contentsOf: UnsafeRawBufferPointer(start: data, count: Int(size)))
+        }
+        let context = Unmanaged.passUnretained(sink).toOpaque()
+        interleaved.withUnsafeBufferPointer { px in
+            switch format {
+            case .png:
+                _ = stbi_write_png_to_func(write, context, Int32(width), Int32(height), Int32(channels), px.baseAddress,
+                                           Int32(width * channels))
+            case .jpeg(let quality):
+                _ = stbi_write_jpg_to_func(write, context, Int32(width), Int32(height), Int32(channels), px.baseAddress,
+                                           Int32(quality))
+            }
+        }
+        return withExtendedLifetime(sink) { sink.bytes }
     }
 }

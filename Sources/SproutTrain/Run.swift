@@ -28,6 +28,13 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     public var clipNorm: Float?
     public var validationSplit: Int?
     public var augment: Bool?
+    /// Random translation in pixels (reflect padding) for non-TF models; nil = the default
+    /// (4 for colour images, 2 for grey).
+    public var translate: Int?
+    /// Averaging over flipped/translated copies when evaluating.
+    public var testTimeAugmentation: TestTimeAugmentation?
+    /// The recipe this configuration started from, if any.
+    public var recipe: String?
     public var seed: UInt64 = 0
     public var checkpointEverySteps: Int?
     public var checkpointEverySeconds: Double? = 600
@@ -127,8 +134,8 @@ public struct RunData {
             // distortions are left out of this default, which aims at short runs
             // (available through Augmentation for longer ones).
             augmentation = isTF ? Augmentation(randomCrop: true, horizontalFlip: true)
-                                : Augmentation(randomCropPadding: colour ? 4 : 2, paddingMode: colour ? .reflect : .zero,
-                                               horizontalFlip: colour)
+                                : Augmentation(randomCropPadding: config.translate ?? (colour ? 4 : 2),
+                                               paddingMode: colour ? .reflect : .zero, horizontalFlip: colour)
         }
         return RunData(train: train, validation: validation, validationName: validationName,
                        preprocessing: preprocessing, modelInput: input, augmentation: augmentation, skippedImages: skipped)

@@ -42,6 +42,10 @@ public final class Trainer {
     public var labelSmoothing: Float = 0
     public var ema: ExponentialMovingAverage?
     public var clipNorm: Float?
+    /// Averages gradients across processes in data-parallel training; nil in one process.
+    public var gradientReducer: (any GradientReducer)?
+    /// Used by `evaluate` (validation during training and the final figure).
+    public var testTimeAugmentation: TestTimeAugmentation = .none
     public var callbacks: [any TrainingCallback] = []
 
     public private(set) var step = 0
@@ -104,15 +108,25 @@ public final class Trainer {
             logits = out.detached
             return crossEntropy(logits: out, labels: batch.labels, labelSmoothing: smoothing)
         }
-        let value = loss.scalar
+        var value = loss.scalar
         guard value.isFinite else { throw TrainingError.nonFiniteLoss(step: step, epoch: epoch, loss: value) }
         var g = grads
+        var hits = zip(logits.argmax(alongAxis: 1), batch.labels).filter { $0 == $1 }.count
+        if let gradientReducer {
+            // Data-parallel: every rank applies the mean gradient of the global batch; the
+            // loss and hit count reported are the global batch's too.
+            // A stop asked of any rank (a signal) stops every rank after this same step.
+            var extras = [value * Float(batch.labels.count), Float(hits), Float(batch.labels.count), stopRequested ? 1 : 0]
+            gradientReducer.average(&g, extras: &extras)
+            value = extras[0] / extras[2]
+            hits = Int(extras[1])
+            if extras[3] > 0 { stopRequested = true }
+        }
         if let clipNorm { clipGradients(&g, maxNorm: clipNorm) }
         optimizer.update(along: g)
         ema?.update()
         step += 1
-        let predicted = logits.argmax(alongAxis: 1)
-        return (value, zip(predicted, batch.labels).filter { $0 == $1 }.count)
+        return (value, hits)
     }
 
     /// Trains until `epochs` epochs (or `maxSteps` steps) are done, evaluating `validation`
@@ -165,21 +179,54 @@ public final class Trainer {
     /// Loss, top-1/top-5 and the confusion matrix on `loader`, in evaluation mode, with the
     /// EMA weights when there are any.
     public func evaluate(_ loader: DataLoader, useEMA: Bool = true) -> Evaluation {
-        let run = { evaluateModel(self.model, on: loader) }
+        let run = { evaluateModel(self.model, on: loader, testTimeAugmentation: self.testTimeAugmentation) }
         if useEMA, let ema { return ema.withAveragedWeights(run) }
         return run()
     }
 }
 
+/// Averages gradients over the processes of a data-parallel job (SproutDistributed's
+/// MPICommunicator): on return every process holds the same mean gradient, and `extras` the
+/// sums of every process's extras.
+public protocol GradientReducer: AnyObject {
+    func average(_ gradients: inout Gradients, extras: inout [Float])
+}
+
+/// Averaging a model's logits over transformed copies of each image when evaluating.
+public enum TestTimeAugmentation: String, Codable, Sendable, CaseIterable {
+    case none
+    /// Mean of the image and its mirror image.
+    case flip
+    /// airbench's level 2: half the flip average, half the flip average of the image
+    /// translated by one pixel up-left and down-right (reflect padding).
+    case flipTranslate = "flip-translate"
+
+    //   x: [N, C, H, W] → logits [N, classes]
+    public func logits(_ model: any Layer, _ x: Tensor) -> Tensor {
+        func mirrored(_ x: Tensor) -> Tensor { 0.5 * (model(x) + model(x.flipped(alongAxes: [3]))) }
+        switch self {
+        case .none: return model(x)
+        case .flip: return mirrored(x)
+        case .flipTranslate:
+            let (h, w) = (x.shape[2], x.shape[3])
+            let padded = x.padded(top: 1, bottom: 1, left: 1, right: 1, mode: .reflect)
+            let upLeft = padded.slice(0..<h, alongAxis: 2).slice(0..<w, alongAxis: 3)
+            let downRight = padded.slice(2..<(h + 2), alongAxis: 2).slice(2..<(w + 2), alongAxis: 3)
+            return 0.5 * mirrored(x) + 0.25 * (mirrored(upLeft) + mirrored(downRight))
+        }
+    }
+}
+
 /// Evaluates any model on a loader (evaluation mode, nothing recorded).
-public func evaluateModel(_ model: any Layer, on loader: DataLoader) -> Evaluation {
+public func evaluateModel(_ model: any Layer, on loader: DataLoader,
+                          testTimeAugmentation: TestTimeAugmentation = .none) -> Evaluation {
     let wasTraining = model.isTraining
     model.eval()
     defer { model.setTraining(wasTraining) }
     var acc = EvaluationAccumulator(classNames: loader.dataset.classNames)
     withoutGradient {
         for batch in loader.epoch(0) {
-            let logits = model(batch.images)
+            let logits = testTimeAugmentation.logits(model, batch.images)
             let loss = crossEntropy(logits: logits, labels: batch.labels)
             acc.add(logits: logits, labels: batch.labels, loss: loss.scalar)
         }

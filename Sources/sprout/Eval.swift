@@ -21,6 +21,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Images per forward pass.") var batchSize = 500
     @Flag(help: "Print one JSON object.") var json = false
     @Flag(help: "Use the live weights even when the checkpoint has EMA weights.") var noEma = false
+    @Option(help: "Test-time augmentation: none, flip or flip-translate (default: the run's).") var tta: TestTimeAugmentation?
     @Flag(help: "Keep polling the run and evaluate each new checkpoint exactly once.") var watch = false
     @Option(help: "Seconds between polls with --watch.") var interval: Double = 300
     @Option(help: "With --watch: exit after evaluating a checkpoint at or past this step.") var untilStep: Int?
@@ -34,6 +35,7 @@ struct Eval: ParsableCommand {
         }
         var config = try JSONDecoder().decode(RunConfiguration.self, from: configData)
         if let dataDir { config.dataDir = dataDir }
+        let augmentation = tta ?? config.testTimeAugmentation ?? .none
         let checkpoints = CheckpointDirectory((runDir as NSString).appendingPathComponent("checkpoints"))
         // Default: the official test split when the dataset has one on disk, else the hold-out.
         let splitName: String, dataset: ImageDataset
@@ -49,7 +51,8 @@ struct Eval: ParsableCommand {
 
         if !watch {
             let manifest = try resolveCheckpoint(checkpoints)
-            try evaluate(manifest: manifest, dataset: dataset, split: splitName, evalDir: evalDir, tensorboard: nil)
+            try evaluate(manifest: manifest, dataset: dataset, split: splitName, evalDir: evalDir, tensorboard: nil,
+                         augmentation: augmentation)
             return
         }
         // --watch: poll, evaluate each new complete checkpoint once, survive pruning races.
@@ -70,7 +73,8 @@ struct Eval: ParsableCommand {
             for manifest in checkpoints.manifests() {
                 guard let m = try? CheckpointDirectory.readManifest(manifest), !done.contains(m.step) else { continue }
                 do {
-                    try evaluate(manifest: manifest, dataset: dataset, split: splitName, evalDir: evalDir, tensorboard: tensorboard)
+                    try evaluate(manifest: manifest, dataset: dataset, split: splitName, evalDir: evalDir, tensorboard: tensorboard,
+                                 augmentation: augmentation)
                     done.insert(m.step)
                     try writeAtomically([UInt8](try JSONEncoder().encode(done.sorted())), to: donePath)
                     if let untilStep, m.step >= untilStep { return }
@@ -93,20 +97,22 @@ struct Eval: ParsableCommand {
         return checkpoint
     }
 
-    func evaluate(manifest path: String, dataset: ImageDataset, split: String, evalDir: String, tensorboard: TensorBoardWriter?) throws {
+    func evaluate(manifest path: String, dataset: ImageDataset, split: String, evalDir: String, tensorboard: TensorBoardWriter?,
+                  augmentation: TestTimeAugmentation) throws {
         let loaded = try LoadedCheckpoint.load(manifest: path)
         let usesEMA = loaded.manifest.hasEMA && !noEma
         if usesEMA { loaded.useEMAWeights() }
         let loader = evaluationLoader(dataset, preprocessing: loaded.manifest.preprocessing, modelInput: loaded.manifest.model.inputShape,
                                       batchSize: batchSize)
         let started = Date()
-        let result = evaluateModel(loaded.model, on: loader)
+        let result = evaluateModel(loaded.model, on: loader, testTimeAugmentation: augmentation)
         let seconds = Date().timeIntervalSince(started)
         let step = loaded.manifest.step
         let title = "\(runDir) · step \(step) · \(split) split · \(loaded.manifest.model.name)\(usesEMA ? " (EMA weights)" : "")"
         let base = (evalDir as NSString).appendingPathComponent(String(format: "%@-%08d", split, step))
         let object = result.jsonObject(extra: ["step": step, "split": split, "checkpoint": path, "ema": usesEMA,
-                                               "model": loaded.manifest.model.name, "seconds": seconds])
+                                               "model": loaded.manifest.model.name, "seconds": seconds,
+                                               "tta": augmentation.rawValue])
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
         try writeAtomically([UInt8](data), to: base + ".json")
         try writeAtomically(Array(result.confusionSVG(title: title).utf8), to: base + ".svg")

@@ -2,12 +2,13 @@ import ArgumentParser
 import Foundation
 import Sprout
 
-struct SproutCommand: ParsableCommand {
+@available(macOS 10.15, macCatalyst 13, iOS 13, tvOS 13, watchOS 6, *)
+struct SproutCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sprout",
-        abstract: "Sprout: deep learning in Swift, CPU first — train, evaluate, benchmark.",
+        abstract: "Sprout: deep learning in Swift, CPU first — train, evaluate, serve, export, benchmark.",
         version: SproutVersion.string,
-        subcommands: [Train.self, Eval.self, Predict.self, Bench.self, DataCommand.self, Models.self, SummaryCommand.self, Info.self])
+        subcommands: [Train.self, Eval.self, Predict.self, Serve.self, Export.self, Bench.self, DataCommand.self, Models.self, SummaryCommand.self, Info.self])
 }
 
 /// `--threads`, `--max-memory` and `--device`, shared by every command that computes.

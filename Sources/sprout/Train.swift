@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Sprout
+import SproutDistributed
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,7 +13,15 @@ struct Train: ParsableCommand {
           sprout train --dataset mnist --data-dir DIR --val-split 5000 --optimizer adam --epochs 4
           sprout train --dataset cifar10 --data-dir DIR --model tf-cifar10 --val-split 5000
           sprout train --resume --run-dir runs/NAME      # continue a stopped run exactly
+          sprout train --recipe cifar10-fast --data-dir DIR --print-config
+          sprout train --recipe cifar10-fast --data-dir DIR --seed 1
+
+        Recipes (settings with --print-config; any flag overrides them):
+        \(Recipe.all.map { "  \($0.name.padding(toLength: 24, withPad: " ", startingAt: 0))\($0.summary)" }.joined(separator: "\n"))
         """)
+
+    @Option(help: "Start from a named recipe (listed below); other flags override its settings.") var recipe: String?
+    @Flag(help: "Print the resolved configuration as JSON and exit.") var printConfig = false
 
     @Option(help: "mnist, fashion-mnist, cifar10, cifar100 or folder (ROOT/<class>/*.png|jpg).") var dataset: String?
     @Option(help: "Directory holding the dataset's official files.") var dataDir: String?
@@ -33,6 +42,8 @@ struct Train: ParsableCommand {
     @Option(help: "Clip gradients to this global L2 norm.") var clipNorm: Float?
     @Option(help: "Hold out the last N training images for validation (default: the test split when present).") var valSplit: Int?
     @Option(help: "Augment training images (flip/crop/translate): true or false. Default: on for colour datasets.") var augment: Bool?
+    @Option(help: "Random translation in pixels when augmenting (default 4 for colour, 2 for grey).") var translate: Int?
+    @Option(help: "Test-time augmentation for evaluation: none, flip or flip-translate.") var tta: TestTimeAugmentation?
     @Option(help: "Run directory (default runs/<dataset>-<model>-<time>).") var runDir: String?
     @Option(help: "Random seed (weights, data order, augmentation).") var seed: UInt64?
     @Option(help: "Checkpoint every N steps.") var checkpointEverySteps: Int?
@@ -41,7 +52,7 @@ struct Train: ParsableCommand {
     @OptionGroup var threadOptions: ThreadOptions
 
     func makeConfiguration() throws -> RunConfiguration {
-        var c = RunConfiguration()
+        var c = try recipe.map { try Recipe.named($0).configuration } ?? RunConfiguration()
         if let dataset { c.dataset = dataset }
         c.dataDir = dataDir ?? c.dataDir
         c.model = model ?? c.model
@@ -65,6 +76,8 @@ struct Train: ParsableCommand {
         c.clipNorm = clipNorm ?? c.clipNorm
         c.validationSplit = valSplit ?? c.validationSplit
         c.augment = augment ?? c.augment
+        c.translate = translate ?? c.translate
+        c.testTimeAugmentation = tta ?? c.testTimeAugmentation
         if let seed { c.seed = seed }
         c.checkpointEverySteps = checkpointEverySteps ?? c.checkpointEverySteps
         c.checkpointEverySeconds = checkpointEverySeconds ?? c.checkpointEverySeconds
@@ -73,6 +86,14 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        // Under mpirun: one rank of a data-parallel job (single processes never touch MPI).
+        let comm = MPICommunicator.fromLauncher()
+        let rank = comm?.rank ?? 0, ranks = comm?.size ?? 1
+        if let comm, threadOptions.threads == nil {
+            // Share the machine's cores between the ranks placed on it.
+            let local = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? comm.size
+            Threading.configure(threads: max(1, Threading.availableCores / max(1, local)))
+        }
         try threadOptions.apply()
         let runDirectory: String
         var config: RunConfiguration
@@ -86,15 +107,24 @@ struct Train: ParsableCommand {
             if let steps { config.steps = steps }
         } else {
             config = try makeConfiguration()
+            if printConfig {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(config), as: UTF8.self))
+                return
+            }
             let stamp = utcTimestamp(compact: true)
-            runDirectory = runDir ?? "runs/\(config.dataset)-\(config.modelName)-\(stamp)"
+            if ranks > 1 && runDir == nil {
+                throw ValidationError("under mpirun every rank must name the same run directory: give --run-dir")
+            }
+            runDirectory = runDir ?? "runs/\(config.recipe ?? "\(config.dataset)-\(config.modelName)")-\(stamp)"
         }
-        try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try writeAtomically([UInt8](try encoder.encode(config)), to: (runDirectory as NSString).appendingPathComponent("config.json"))
-
+        if ranks > 1 && config.batchSize % ranks != 0 {
+            throw ValidationError("--batch-size \(config.batchSize) is the global batch: it must divide evenly among \(ranks) ranks")
+        }
+        // Data and model first: a run that cannot start leaves no directory behind.
         let data = try RunData.load(config)
+
         if !data.skippedImages.isEmpty {
             print("skipped \(data.skippedImages.count) images that do not decode, e.g. \(data.skippedImages[0].path): \(data.skippedImages[0].reason)")
         }
@@ -104,8 +134,28 @@ struct Train: ParsableCommand {
                              layers: config.modelSpec)
         let model: any Layer
         do { model = try spec.build() } catch { throw error }
-        let loader = DataLoader(dataset: data.train, batchSize: config.batchSize, shuffle: true, dropLast: true, seed: config.seed,
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let configBytes = [UInt8](try encoder.encode(config))
+        if let comm {
+            // Every rank must run the same configuration on the same data, or the averaged
+            // gradients mean nothing: compare before the first step.
+            var fingerprint = configBytes + Array("\(data.train.count) \(data.train.classNames) \(model.namedParameters.map { $0.parameter.value.count })".utf8)
+            fingerprint += data.train.pixels.prefix(1 << 16)
+            let all = comm.allGather(stableHash(fingerprint))
+            if let bad = all.indices.first(where: { all[$0] != all[0] }) {
+                FileHandle.standardError.write(Data("sprout train: rank \(bad) of \(ranks) has a different configuration, model or data than rank 0 (same command, same files on every host?)\n".utf8))
+                comm.finalize()
+                throw ExitCode(2)
+            }
+        }
+        if rank == 0 {
+            try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+            try writeAtomically(configBytes, to: (runDirectory as NSString).appendingPathComponent("config.json"))
+        }
+        var loader = DataLoader(dataset: data.train, batchSize: config.batchSize, shuffle: true, dropLast: true, seed: config.seed,
                                 augmentation: data.augmentation, normalization: data.normalization, cropSize: data.cropSize)
+        loader.shard = (rank, ranks)
         let validation = DataLoader(dataset: data.validation, batchSize: 500, normalization: data.normalization, cropSize: data.cropSize)
         if let airbench = model as? Airbench {
             let sample = DataLoader(dataset: data.train, batchSize: min(5000, data.train.count), normalization: data.normalization)
@@ -113,9 +163,11 @@ struct Train: ParsableCommand {
         }
         let (optimizer, schedule) = try makeOptimizer(config, model: model, stepsPerEpoch: loader.batchesPerEpoch)
         let trainer = Trainer(model: model, optimizer: optimizer)
+        trainer.gradientReducer = comm
         trainer.schedule = schedule
         trainer.labelSmoothing = config.labelSmoothing
         trainer.clipNorm = config.clipNorm
+        trainer.testTimeAugmentation = config.testTimeAugmentation ?? .none
         if let decay = config.emaDecay { trainer.ema = ExponentialMovingAverage(model: model, decay: decay) }
 
         let checkpoints = CheckpointDirectory((runDirectory as NSString).appendingPathComponent("checkpoints"))
@@ -140,13 +192,16 @@ struct Train: ParsableCommand {
                                           classNames: classNames, preprocessing: preprocessing, metrics: metrics,
                                           hasEMA: t.ema != nil, weightsFile: "", stateFile: "", config: configStrings)
             }
-        let tensorboard = try TensorBoardWriter(directory: runDirectory)
-        let jsonl = try JSONLWriter(path: (runDirectory as NSString).appendingPathComponent("metrics.jsonl"))
-        trainer.callbacks = [
-            ProgressCallback(epochs: config.epochs, batchesPerEpoch: loader.batchesPerEpoch, maxSteps: config.steps),
-            ScalarLogCallback(tensorboard: tensorboard, jsonl: jsonl),
-            checkpointCallback,
-        ]
+        // Rank 0 alone writes checkpoints, TensorBoard and JSONL, and validates.
+        if rank == 0 {
+            let tensorboard = try TensorBoardWriter(directory: runDirectory)
+            let jsonl = try JSONLWriter(path: (runDirectory as NSString).appendingPathComponent("metrics.jsonl"))
+            trainer.callbacks = [
+                ProgressCallback(epochs: config.epochs, batchesPerEpoch: loader.batchesPerEpoch, maxSteps: config.steps),
+                ScalarLogCallback(tensorboard: tensorboard, jsonl: jsonl),
+                checkpointCallback,
+            ]
+        }
 
         // SIGINT/SIGTERM: finish the batch, write a checkpoint, exit 0.
         let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
@@ -162,8 +217,17 @@ struct Train: ParsableCommand {
         defer { signals.forEach { $0.cancel() } }
 
         let started = Date()
-        try trainer.fit(loader, validation: validation, epochs: config.epochs, maxSteps: config.steps)
+        try trainer.fit(loader, validation: rank == 0 ? validation : nil, epochs: config.epochs, maxSteps: config.steps)
         let wall = Date().timeIntervalSince(started)
+        if let comm {
+            if rank == 0 {
+                print(String(format: "data-parallel: %d ranks × %d threads, global batch %d; allreduce %.2f s in %d calls, %.1f%% of %.1f s",
+                             ranks, Threading.count, config.batchSize, comm.allreduceSeconds, comm.allreduceCalls,
+                             100 * comm.allreduceSeconds / max(wall, 1e-9), wall))
+            }
+            comm.finalize()
+            if rank != 0 { return }
+        }
         if trainer.stopRequested {
             print("stopped at step \(trainer.step); resume with: sprout train --resume --run-dir \(runDirectory)")
             return
@@ -174,3 +238,5 @@ struct Train: ParsableCommand {
         if let m = checkpointCallback.lastManifest { print("checkpoint: \(m)") }
     }
 }
+
+extension TestTimeAugmentation: ExpressibleByArgument {}

@@ -2,4 +2,15 @@ import ArgumentParser
 import Sprout
 
 SystemInfo.lineBufferStandardOutput()
-SproutCommand.main()
+// AsyncParsableCommand.main, spelled out: in top-level code the synchronous overload wins
+// and refuses an asynchronous root command.
+do {
+    var command = try await SproutCommand.asyncParseAsRoot(nil)
+    if var asyncCommand = command as? AsyncParsableCommand {
+        try await asyncCommand.run()
+    } else {
+        try command.run()
+    }
+} catch {
+    SproutCommand.exit(withError: error)
+}

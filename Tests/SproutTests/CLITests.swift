@@ -105,4 +105,21 @@ import SproutData
         #expect(capped.status != 0 && capped.stderr.contains("tensor memory limit of 1.0 MiB exceeded"))
         #expect(!capped.stderr.contains("Backtrace"))
     }
+
+    /// Every recipe resolves; flags override it; an unknown one is a clear error.
+    @Test func recipesPrintTheirConfiguration() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.binary) else { print("skipped: sprout not built"); return }
+        for name in ["mnist", "fashion-mnist", "cifar10-tutorial", "cifar10-tutorial-modern", "cifar10-fast", "cifar10-fast-short"] {
+            let r = try sprout(["train", "--recipe", name, "--data-dir", "/data", "--print-config"])
+            #expect(r.status == 0, "\(name): \(r.stderr)")
+            let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+            #expect(object?["recipe"] as? String == name)
+        }
+        let fast = try sprout(["train", "--recipe", "cifar10-fast", "--data-dir", "/data", "--epochs", "3", "--tta", "flip", "--print-config"])
+        let object = try JSONSerialization.jsonObject(with: Data(fast.stdout.utf8)) as? [String: Any]
+        #expect(object?["model"] as? String == "airbench" && object?["epochs"] as? Int == 3)
+        #expect(object?["testTimeAugmentation"] as? String == "flip" && object?["validationSplit"] as? Int == 5000)
+        let unknown = try sprout(["train", "--recipe", "imagenet-in-a-minute", "--print-config"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("unknown recipe 'imagenet-in-a-minute'"))
+    }
 }

@@ -275,3 +275,24 @@ final class Diverge: TrainingCallback {
         #expect(straight.ema!.shadow["5.weight"]!.scalars == resumed.ema!.shadow["5.weight"]!.scalars)
     }
 }
+
+/// Test-time augmentation averages logits of transformed copies.
+@Suite struct TestTimeAugmentationTests {
+    /// A "model" that reads one pixel: its logits show which copies were averaged.
+    final class Probe: Layer {
+        var isTraining = false
+        func forward(_ x: Tensor) -> Tensor { x.slice(0..<1, alongAxis: 2).slice(0..<1, alongAxis: 3).reshaped(to: [x.shape[0], x.shape[1]]) }
+    }
+
+    @Test func flipAndTranslateAverages() {
+        // One image, one channel, 3×3: 0 1 2 / 3 4 5 / 6 7 8.
+        let x = Tensor(shape: [1, 1, 3, 3], scalars: (0..<9).map(Float.init))
+        let probe = Probe()
+        #expect(TestTimeAugmentation.none.logits(probe, x).scalars == [0])
+        // Top-left of x (0) and of its mirror (2).
+        #expect(TestTimeAugmentation.flip.logits(probe, x).scalars == [1])
+        // Reflect-padded copies shifted by ±1: top-left 4 (up-left; mirror 4) and 4 (down-right; mirror 4).
+        let expected: Float = 0.5 * 1 + 0.25 * (4 + 4)
+        #expect(TestTimeAugmentation.flipTranslate.logits(probe, x).scalars == [expected])
+    }
+}

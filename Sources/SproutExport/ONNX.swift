@@ -1,0 +1,313 @@
+import Foundation
+import SproutNN
+import SproutTensor
+
+/// Writes a Sprout model as an ONNX graph (opset 13): convolutions, pooling, batch norm
+/// (optionally folded into the preceding convolution), LRN, activations, linear layers,
+/// residual adds and the airbench whitening and head scaling. The graph takes the
+/// preprocessed image batch `input` [N, C, H, W] and gives `logits` and `probabilities`
+/// [N, classes]; preprocessing and class names travel as metadata.
+public enum ONNXExport {
+    public static let opset = 13
+    /// IR version 7 is the one that goes with opset 13.
+    static let irVersion = 7
+
+    public struct Options: Sendable {
+        /// Fold each batch norm that directly follows a convolution into that convolution.
+        public var foldBatchNorm = false
+        /// Model metadata (`metadata_props`), e.g. class names and preprocessing as JSON.
+        public var metadata: [String: String] = [:]
+        public var graphName = "sprout"
+        public init(foldBatchNorm: Bool = false, metadata: [String: String] = [:]) {
+            self.foldBatchNorm = foldBatchNorm
+            self.metadata = metadata
+        }
+    }
+
+    /// The serialized ModelProto of `model` (put in evaluation mode) for inputs of
+    /// `inputShape` [C, H, W].
+    public static func export(_ model: any Layer, inputShape: [Int], options: Options = Options()) throws -> [UInt8] {
+        model.eval()
+        var graph = GraphBuilder(foldBatchNorm: options.foldBatchNorm)
+        let sample = Tensor.zeros([1] + inputShape)
+        let out = try withoutGradient { try graph.emit(model, Value(name: "input", sample: sample)) }
+        let logits = graph.node("Identity", [out.name], output: "logits")
+        let probabilities = graph.node("Softmax", [logits], [("axis", .int(1))], output: "probabilities")
+        let classes = out.sample.shape[1]
+        precondition(out.sample.rank == 2, "export: the model's output is \(out.sample.shape), expected [N, classes]")
+
+        var w = ProtoWriter()
+        w.int(1, irVersion)                                  // ir_version
+        w.string(2, "sprout")                                // producer_name
+        w.string(3, SproutExportVersion.string)              // producer_version
+        w.message(7) { g in                                  // graph
+            for n in graph.nodes { g.message(1) { n.write(&$0) } }
+            g.string(2, options.graphName)
+            for t in graph.initializers { g.message(5) { t.write(&$0) } }
+            g.message(11) { valueInfo(&$0, "input", dims: ["N"] + inputShape.map { .value($0) }) }
+            g.message(12) { valueInfo(&$0, logits, dims: ["N", .value(classes)]) }
+            g.message(12) { valueInfo(&$0, probabilities, dims: ["N", .value(classes)]) }
+        }
+        w.message(8) { o in o.string(1, ""); o.int(2, opset) }  // opset_import (default domain)
+        for (k, v) in options.metadata.sorted(by: { $0.key < $1.key }) {
+            w.message(14) { e in e.string(1, k); e.string(2, v) }
+        }
+        return w.bytes
+    }
+
+    enum Dim: ExpressibleByStringLiteral {
+        case value(Int), symbol(String)
+        init(stringLiteral s: String) { self = .symbol(s) }
+    }
+
+    // ValueInfoProto { name = 1; type = 2 { tensor_type = 1 { elem_type = 1; shape = 2 { dim = 1 } } } }
+    static func valueInfo(_ w: inout ProtoWriter, _ name: String, dims: [Dim]) {
+        w.string(1, name)
+        w.message(2) { t in
+            t.message(1) { tt in
+                tt.int(1, 1)  // FLOAT
+                tt.message(2) { shape in
+                    for d in dims {
+                        shape.message(1) { dim in
+                            switch d {
+                            case .value(let v): dim.int(1, v)
+                            case .symbol(let s): dim.string(2, s)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+public enum SproutExportVersion {
+    public static let string = "0.1.0"
+}
+
+/// A layer that the exporter cannot write.
+public struct UnsupportedLayerError: Error, CustomStringConvertible {
+    public let layer: String
+    public let path: String
+    public var description: String {
+        "export: layer \(path.isEmpty ? "" : "'\(path)' ")\(layer) has no ONNX mapping (supported: Conv2D, Linear, "
+            + "MaxPool2D, AvgPool2D, GlobalAvgPool, GlobalMaxPool, Flatten, BatchNorm2D, LocalResponseNorm, ReLU, "
+            + "LeakyReLU, PReLU, ELU, GELU, Sigmoid, Tanh, Softmax, Scale, Dropout, Identity, Sequential, Residual, "
+            + "BasicBlock, Airbench)"
+    }
+}
+
+/// A value in the graph and a batch-1 sample of it (for shapes and SAME padding).
+struct Value {
+    let name: String
+    let sample: Tensor
+}
+
+enum AttributeValue {
+    case int(Int), float(Float), ints([Int]), string(String)
+}
+
+struct Node {
+    let op: String, inputs: [String], output: String, name: String
+    let attributes: [(String, AttributeValue)]
+
+    // NodeProto { input = 1; output = 2; name = 3; op_type = 4; attribute = 5 }
+    // AttributeProto { name = 1; f = 2; i = 3; s = 4; ints = 8; type = 20 }
+    func write(_ w: inout ProtoWriter) {
+        for i in inputs { w.string(1, i) }
+        w.string(2, output)
+        w.string(3, name)
+        w.string(4, op)
+        for (key, value) in attributes {
+            w.message(5) { a in
+                a.string(1, key)
+                switch value {
+                case .float(let f): a.float(2, f); a.int(20, 1)
+                case .int(let i): a.int(3, i); a.int(20, 2)
+                case .string(let s): a.string(4, s); a.int(20, 3)
+                case .ints(let v): a.ints(8, v); a.int(20, 7)
+                }
+            }
+        }
+    }
+}
+
+struct Initializer {
+    let name: String, tensor: Tensor
+
+    // TensorProto { dims = 1; data_type = 2; name = 8; raw_data = 9 } (little-endian floats)
+    func write(_ w: inout ProtoWriter) {
+        w.ints(1, tensor.shape)
+        w.int(2, 1)  // FLOAT
+        w.string(8, name)
+        var raw = [UInt8]()
+        raw.reserveCapacity(tensor.count * 4)
+        for v in tensor.scalars { withUnsafeBytes(of: v.bitPattern.littleEndian) { raw.append(contentsOf: $0) } }
+        w.bytes(9, raw)
+    }
+}
+
+struct GraphBuilder {
+    let foldBatchNorm: Bool
+    var nodes: [Node] = []
+    var initializers: [Initializer] = []
+    var counter = 0
+
+    init(foldBatchNorm: Bool) { self.foldBatchNorm = foldBatchNorm }
+
+    mutating func fresh(_ hint: String) -> String {
+        counter += 1
+        return "\(hint)_\(counter)"
+    }
+
+    mutating func constant(_ hint: String, _ t: Tensor) -> String {
+        let name = fresh(hint)
+        initializers.append(Initializer(name: name, tensor: t))
+        return name
+    }
+
+    @discardableResult
+    mutating func node(_ op: String, _ inputs: [String], _ attributes: [(String, AttributeValue)] = [],
+                       output: String? = nil) -> String {
+        let out = output ?? fresh(op)
+        nodes.append(Node(op: op, inputs: inputs, output: out, name: "\(op)_\(nodes.count)", attributes: attributes))
+        return out
+    }
+
+    /// Emits `layer` applied to `x`; returns its output.
+    mutating func emit(_ layer: any Layer, _ x: Value, path: String = "") throws -> Value {
+        let y = { (name: String) in Value(name: name, sample: layer.forward(x.sample)) }
+        switch layer {
+        case let s as Sequential:
+            var v = x
+            var i = 0
+            while i < s.layers.count {
+                let childPath = path.isEmpty ? "\(i)" : "\(path).\(i)"
+                if foldBatchNorm, let conv = s.layers[i] as? Conv2D, i + 1 < s.layers.count,
+                   let norm = s.layers[i + 1] as? BatchNorm2D {
+                    v = conv2d(conv, v, folding: norm)
+                    i += 2
+                } else {
+                    v = try emit(s.layers[i], v, path: childPath)
+                    i += 1
+                }
+            }
+            return v
+        case let r as Residual:
+            let body = try emit(r.body, x, path: "\(path).body")
+            let shortcut = try r.shortcut.map { try emit($0, x, path: "\(path).shortcut") } ?? x
+            return Value(name: node("Add", [body.name, shortcut.name]), sample: body.sample + shortcut.sample)
+        case let b as BasicBlock:
+            let sum = try emit(b.residual, x, path: "\(path).residual")
+            return Value(name: node("Relu", [sum.name]), sample: relu(sum.sample))
+        case let a as Airbench:
+            let whitened = conv2d(a.whiten, x, folding: nil)
+            return try emit(a.body, whitened, path: "body")
+        case let c as Conv2D:
+            return conv2d(c, x, folding: nil)
+        case let l as Linear:
+            var inputs = [x.name, constant("weight", l.weight.value)]
+            if let b = l.bias { inputs.append(constant("bias", b.value)) }
+            return y(node("Gemm", inputs, [("transB", .int(1))]))
+        case let p as MaxPool2D:
+            return y(node("MaxPool", [x.name], poolAttributes(p, x)))
+        case let p as AvgPool2D:
+            return y(node("AveragePool", [x.name], poolAttributes(p, x) + [("count_include_pad", .int(0))]))
+        case is GlobalAvgPool:
+            return y(node("Flatten", [node("GlobalAveragePool", [x.name])], [("axis", .int(1))]))
+        case is GlobalMaxPool:
+            return y(node("Flatten", [node("GlobalMaxPool", [x.name])], [("axis", .int(1))]))
+        case is Flatten:
+            return y(node("Flatten", [x.name], [("axis", .int(1))]))
+        case let n as BatchNorm2D:
+            let c = n.features
+            let scale = n.weight?.value ?? Tensor.ones([c]), shift = n.bias?.value ?? Tensor.zeros([c])
+            let inputs = [x.name, constant("bn_scale", scale), constant("bn_bias", shift),
+                          constant("bn_mean", n.runningMean.value), constant("bn_var", n.runningVariance.value)]
+            return y(node("BatchNormalization", inputs, [("epsilon", .float(n.epsilon))]))
+        case let n as LocalResponseNorm:
+            // TensorFlow sums x² over c−r…c+r and scales by alpha; ONNX sums over `size`
+            // channels and scales by alpha/size. Same window and scale with size = 2r+1 and
+            // alpha_onnx = alpha·size.
+            let size = 2 * n.depthRadius + 1
+            return y(node("LRN", [x.name], [("size", .int(size)), ("alpha", .float(n.alpha * Float(size))),
+                                             ("beta", .float(n.beta)), ("bias", .float(n.bias))]))
+        case is ReLU:
+            return y(node("Relu", [x.name]))
+        case let l as LeakyReLU:
+            return y(node("LeakyRelu", [x.name], [("alpha", .float(l.negativeSlope))]))
+        case let p as PReLU:
+            // The slope broadcasts from the channel axis: [C] → [C, 1, 1] for images.
+            var slope = p.slope.value
+            if slope.count > 1 && x.sample.rank > 2 {
+                slope = slope.reshaped(to: [slope.count] + [Int](repeating: 1, count: x.sample.rank - 2))
+            }
+            return y(node("PRelu", [x.name, constant("prelu_slope", slope)]))
+        case let e as ELU:
+            return y(node("Elu", [x.name], [("alpha", .float(e.alpha))]))
+        case let g as GELU:
+            return y(gelu(x.name, approximate: g.approximate))
+        case is Sigmoid:
+            return y(node("Sigmoid", [x.name]))
+        case is Tanh:
+            return y(node("Tanh", [x.name]))
+        case is Softmax:
+            return y(node("Softmax", [x.name], [("axis", .int(1))]))
+        case let s as Scale:
+            return y(node("Mul", [x.name, constant("scale", Tensor(s.factor))]))
+        case is Dropout, is Identity:
+            return x
+        default:
+            throw UnsupportedLayerError(layer: layer.summaryName, path: path)
+        }
+    }
+
+    mutating func poolAttributes(_ p: Pool2DBase, _ x: Value) -> [(String, AttributeValue)] {
+        let (h, w) = (x.sample.shape[2], x.sample.shape[3])
+        let (top, bottom, _) = p.padding.resolve(input: h, kernel: p.kernelSize.0, stride: p.stride.0, axis: 0)
+        let (left, right, _) = p.padding.resolve(input: w, kernel: p.kernelSize.1, stride: p.stride.1, axis: 1)
+        return [("kernel_shape", .ints([p.kernelSize.0, p.kernelSize.1])), ("strides", .ints([p.stride.0, p.stride.1])),
+                ("pads", .ints([top, left, bottom, right]))]
+    }
+
+    /// Conv (with explicit pads resolved for this input size), optionally with a batch norm
+    /// folded in: W' = W·γ/√(σ²+ε) per output channel, b' = (b − μ)·γ/√(σ²+ε) + β.
+    mutating func conv2d(_ c: Conv2D, _ x: Value, folding norm: BatchNorm2D?) -> Value {
+        let weight = c.weight.value
+        let (h, w) = (x.sample.shape[2], x.sample.shape[3])
+        let (kh, kw) = (weight.shape[2], weight.shape[3])
+        let (top, bottom, _) = c.padding.resolve(input: h, kernel: kh, stride: c.stride.0, axis: 0)
+        let (left, right, _) = c.padding.resolve(input: w, kernel: kw, stride: c.stride.1, axis: 1)
+        var (w2, b2) = (weight, c.bias?.value)
+        var sample = c.forward(x.sample)
+        if let norm {
+            let k = weight.shape[0]
+            let gamma = norm.weight?.value ?? Tensor.ones([k]), beta = norm.bias?.value ?? Tensor.zeros([k])
+            let factor = gamma / sqrt(norm.runningVariance.value + norm.epsilon)
+            w2 = weight * factor.reshaped(to: [k, 1, 1, 1])
+            b2 = ((c.bias?.value ?? Tensor.zeros([k])) - norm.runningMean.value) * factor + beta
+            sample = norm.forward(sample)
+        }
+        var inputs = [x.name, constant("conv_weight", w2)]
+        if let b2 { inputs.append(constant("conv_bias", b2)) }
+        let out = node("Conv", inputs, [("kernel_shape", .ints([kh, kw])), ("strides", .ints([c.stride.0, c.stride.1])),
+                                        ("pads", .ints([top, left, bottom, right])), ("group", .int(c.groups)),
+                                        ("dilations", .ints([1, 1]))])
+        return Value(name: out, sample: sample)
+    }
+
+    /// GELU from opset-13 operators: exact x·½(1 + erf(x/√2)), or the tanh form.
+    mutating func gelu(_ x: String, approximate: Bool) -> String {
+        let half = constant("half", Tensor(0.5)), one = constant("one", Tensor(1))
+        let inner: String
+        if approximate {
+            // tanh(√(2/π)·(x + 0.044715·x³))
+            let cube = node("Mul", [node("Mul", [x, x]), x])
+            let sum = node("Add", [x, node("Mul", [cube, constant("c", Tensor(0.044715))])])
+            inner = node("Tanh", [node("Mul", [sum, constant("sqrt_2_over_pi", Tensor(0.7978845608))])])
+        } else {
+            inner = node("Erf", [node("Div", [x, constant("sqrt2", Tensor(Float(2).squareRoot()))])])
+        }
+        return node("Mul", [node("Mul", [x, half]), node("Add", [inner, one])])
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import SproutData
+import SproutTensor
+import SproutTrain
+
+/// Groups concurrent requests into one forward pass. One inference thread serves every
+/// model: the convolution glue shares one scratch area, and two cores are better used by one
+/// batched forward pass than by several small ones competing.
+///
+/// A request waits at most `maxWait` for others to join it; a batch holds at most `maxBatch`
+/// images, all for the same model, and runs on the version current when it starts.
+public final class Batcher: @unchecked Sendable {
+    public struct Result: Sendable {
+        public let probabilities: [Float]
+        public let version: Int
+        public let batchSize: Int
+    }
+
+    struct Pending {
+        let slot: ModelSlot
+        let pixels: [UInt8]
+        let arrived: Date
+        let done: @Sendable (Swift.Result<Result, Error>) -> Void
+    }
+
+    public let maxBatch: Int
+    public let maxWait: TimeInterval
+    private let condition = NSCondition()
+    private var queue: [Pending] = []
+    private var stopped = false
+    private var thread: Thread?
+    /// Called with each batch's size (metrics).
+    let onBatch: @Sendable (Int) -> Void
+
+    public init(maxBatch: Int = 16, maxWait: TimeInterval = 0.005, onBatch: @escaping @Sendable (Int) -> Void = { _ in }) {
+        precondition(maxBatch >= 1, "Batcher: maxBatch must be at least 1")
+        (self.maxBatch, self.maxWait, self.onBatch) = (maxBatch, maxWait, onBatch)
+        let t = Thread { [unowned self] in self.run() }
+        t.name = "sprout-inference"
+        t.stackSize = 8 << 20
+        thread = t
+        t.start()
+    }
+
+    /// Class probabilities for one decoded image ([C, H, W] bytes at the model's
+    /// preprocessing size), computed in a batch with whatever else is waiting.
+    public func classify(_ pixels: [UInt8], on slot: ModelSlot) async throws -> Result {
+        try await withCheckedThrowingContinuation { continuation in
+            enqueue(Pending(slot: slot, pixels: pixels, arrived: Date()) { continuation.resume(with: $0) })
+        }
+    }
+
+    func enqueue(_ p: Pending) {
+        condition.lock()
+        queue.append(p)
+        condition.signal()
+        condition.unlock()
+    }
+
+    public func stop() {
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !stopped { condition.wait() }
+            if stopped && queue.isEmpty { condition.unlock(); return }
+            // Wait until the oldest request has waited maxWait, or a batch is full.
+            let slot = queue[0].slot
+            let deadline = queue[0].arrived.addingTimeInterval(maxWait)
+            while queue.filter({ $0.slot === slot }).count < maxBatch && Date() < deadline && !stopped {
+                _ = condition.wait(until: deadline)
+            }
+            var batch: [Pending] = []
+            var rest: [Pending] = []
+            for p in queue {
+                if p.slot === slot && batch.count < maxBatch { batch.append(p) } else { rest.append(p) }
+            }
+            queue = rest
+            condition.unlock()
+            process(batch, slot: slot)
+        }
+    }
+
+    private func process(_ batch: [Pending], slot: ModelSlot) {
+        let version = slot.current
+        let p = version.manifest.preprocessing
+        let images = ImageDataset(pixels: batch.flatMap(\.pixels), labels: [Int32](repeating: 0, count: batch.count),
+                                  channels: p.channels, height: p.resize, width: p.resize,
+                                  classNames: version.manifest.classNames, source: "request")
+        let probs = version.classifier.probabilities(images).scalars
+        let classes = version.manifest.classNames.count
+        onBatch(batch.count)
+        for (i, request) in batch.enumerated() {
+            let row = Array(probs[(i * classes)..<((i + 1) * classes)])
+            request.done(.success(Result(probabilities: row, version: version.step, batchSize: batch.count)))
+        }
+    }
+}

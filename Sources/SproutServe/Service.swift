@@ -1,0 +1,157 @@
+import Foundation
+import SproutData
+import SproutTrain
+
+/// A response before it meets HTTP: status, content type and body.
+public struct APIResponse: Sendable {
+    public let status: Int
+    public let contentType: String
+    public let body: [UInt8]
+
+    static func json(_ status: Int, _ object: Any) -> APIResponse {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return APIResponse(status: status, contentType: "application/json", body: [UInt8](data))
+    }
+
+    static func error(_ status: Int, _ message: String) -> APIResponse { json(status, ["error": message]) }
+}
+
+/// The inference API, independent of the HTTP server: what each endpoint answers.
+public final class InferenceService: @unchecked Sendable {
+    public let slots: [String: ModelSlot]
+    public let order: [String]
+    public let batcher: Batcher
+    public let metrics: ServeMetrics
+
+    public init(slots: [ModelSlot], maxBatch: Int = 16, maxWaitMilliseconds: Double = 5) throws {
+        var byName: [String: ModelSlot] = [:]
+        for s in slots {
+            guard byName[s.name] == nil else { throw ServeError.duplicateName(s.name) }
+            byName[s.name] = s
+        }
+        self.slots = byName
+        order = slots.map(\.name)
+        let metrics = ServeMetrics()
+        self.metrics = metrics
+        batcher = Batcher(maxBatch: maxBatch, maxWait: maxWaitMilliseconds / 1000) { metrics.recordBatch(size: $0) }
+        for s in slots { metrics.setVersion(model: s.name, step: s.current.step) }
+    }
+
+    func describe(_ slot: ModelSlot) -> [String: Any] {
+        let v = slot.current
+        let m = v.manifest
+        var object: [String: Any] = [
+            "name": slot.name, "version": v.step, "model": m.model.name, "classes": m.classNames,
+            "input_size": ["channels": m.preprocessing.channels, "height": m.preprocessing.resize, "width": m.preprocessing.resize],
+            "model_input": m.model.inputShape, "preprocessing": m.preprocessing.normalization,
+        ]
+        if let e = slot.lastReloadError { object["last_reload_error"] = e }
+        return object
+    }
+
+    public func models() -> APIResponse { .json(200, ["models": order.map { describe(slots[$0]!) }]) }
+
+    public func model(_ name: String) -> APIResponse {
+        guard let slot = slots[name] else { return unknown(name) }
+        return .json(200, describe(slot))
+    }
+
+    func unknown(_ name: String) -> APIResponse {
+        .error(404, "unknown model '\(name)' (serving: \(order.joined(separator: ", ")))")
+    }
+
+    /// POST …:classify — a PNG/JPEG body, raw or as a multipart/form-data upload.
+    public func classify(_ name: String, body: [UInt8], contentType: String?, topK: Int?) async -> APIResponse {
+        let started = Date()
+        guard let slot = slots[name] else { return unknown(name) }
+        var image = body
+        if let contentType, contentType.lowercased().hasPrefix("multipart/form-data") {
+            guard let boundary = Multipart.boundary(contentType: contentType),
+                  let file = Multipart.firstFile(body, boundary: boundary) else {
+                return .error(400, "multipart/form-data body without a readable part (boundary missing or malformed)")
+            }
+            image = file
+        }
+        if image.isEmpty { return .error(400, "empty body: send PNG or JPEG bytes, or a multipart/form-data upload") }
+        let p = slot.current.manifest.preprocessing
+        let pixels: [UInt8]
+        do {
+            pixels = try ImageFolder.decodeImage(bytes: image, size: p.resize, channels: p.channels, name: "request body")
+        } catch {
+            return .error(400, "\(error)")
+        }
+        do {
+            let r = try await batcher.classify(pixels, on: slot)
+            let classes = slot.current.manifest.classNames
+            let k = max(1, min(topK ?? 5, r.probabilities.count))
+            let top = r.probabilities.enumerated().sorted { $0.element > $1.element }.prefix(k)
+            let names = classes.count == r.probabilities.count ? classes : r.probabilities.indices.map { "\($0)" }
+            return .json(200, ["model": name, "version": r.version, "batch_size": r.batchSize,
+                               "predictions": top.map { ["label": names[$0.offset], "probability": Double($0.element)] },
+                               "latency_ms": Date().timeIntervalSince(started) * 1000])
+        } catch {
+            return .error(500, "inference failed: \(error)")
+        }
+    }
+
+    /// POST …:predict — TensorFlow Serving's REST shape. Each instance is an image at the
+    /// model's input size as pixel values 0…255, [height][width][channels] (or
+    /// [height][width] for one channel), or {"b64": base64 PNG/JPEG bytes}.
+    public func predict(_ name: String, body: [UInt8]) async -> APIResponse {
+        guard let slot = slots[name] else { return unknown(name) }
+        let p = slot.current.manifest.preprocessing
+        let (h, w, c) = (p.resize, p.resize, p.channels)
+        let expected = "{\"instances\": [...]} with each instance [\(h)][\(w)]\(c > 1 ? "[\(c)]" : "") pixel values 0-255, or {\"b64\": \"<base64 PNG/JPEG>\"}"
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+              let instances = object["instances"] as? [Any], !instances.isEmpty else {
+            return .error(400, "expected \(expected)")
+        }
+        var images: [[UInt8]] = []
+        for (i, instance) in instances.enumerated() {
+            if let dict = instance as? [String: Any], let b64 = dict["b64"] as? String {
+                guard let bytes = Data(base64Encoded: b64) else { return .error(400, "instance \(i): b64 is not base64") }
+                do { images.append(try ImageFolder.decodeImage(bytes: [UInt8](bytes), size: h, channels: c, name: "instance \(i)")) }
+                catch { return .error(400, "instance \(i): \(error)") }
+            } else if let planar = Self.pixels(instance, height: h, width: w, channels: c) {
+                images.append(planar)
+            } else {
+                return .error(400, "instance \(i) has the wrong shape or values; expected \(expected)")
+            }
+        }
+        do {
+            // Submitted together, so the batcher can group them into one forward pass.
+            let results = try await withThrowingTaskGroup(of: (Int, Batcher.Result).self) { group in
+                for (i, pixels) in images.enumerated() {
+                    group.addTask { (i, try await self.batcher.classify(pixels, on: slot)) }
+                }
+                var out = [Batcher.Result?](repeating: nil, count: images.count)
+                for try await (i, r) in group { out[i] = r }
+                return out.compactMap { $0 }
+            }
+            return .json(200, ["predictions": results.map { $0.probabilities.map(Double.init) },
+                               "model_version": results.map(\.version).max() ?? 0])
+        } catch {
+            return .error(500, "inference failed: \(error)")
+        }
+    }
+
+    /// [H][W][C] (or [H][W]) numbers in 0…255 → planar C×H×W bytes; nil on any mismatch.
+    static func pixels(_ instance: Any, height: Int, width: Int, channels: Int) -> [UInt8]? {
+        guard let rows = instance as? [Any], rows.count == height else { return nil }
+        var out = [UInt8](repeating: 0, count: channels * height * width)
+        for (y, row) in rows.enumerated() {
+            guard let cols = row as? [Any], cols.count == width else { return nil }
+            for (x, px) in cols.enumerated() {
+                let values: [Any]
+                if channels == 1, let n = px as? NSNumber { values = [n] } else if let v = px as? [Any], v.count == channels { values = v } else { return nil }
+                for (ch, v) in values.enumerated() {
+                    guard let n = v as? NSNumber, !(n is Bool) else { return nil }
+                    let d = n.doubleValue
+                    guard d.isFinite, d >= 0, d <= 255 else { return nil }
+                    out[(ch * height + y) * width + x] = UInt8(d.rounded())
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,92 @@
+/// The page at `/`: choose or drop a photo, see the top-5 with bars and the model's version.
+/// Plain HTML and JavaScript, no external resources (the server may have no internet).
+/// `/?selftest=1` classifies a generated image on load, for the headless-browser check.
+enum WebPage {
+    static let html = #"""
+<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sprout — image recognition</title>
+<style>
+  body { font: 16px/1.4 system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem; color: #1d2a1d; }
+  h1 { font-size: 1.4rem; } select, input { font: inherit; }
+  #drop { border: 2px dashed #7a9a7a; border-radius: 8px; padding: 2rem; text-align: center; margin: 1rem 0; cursor: pointer; }
+  #drop.over { background: #eef6ee; }
+  #preview { max-width: 8rem; max-height: 8rem; image-rendering: pixelated; display: block; margin: 0.5rem auto; }
+  .row { display: flex; align-items: center; gap: 0.5rem; margin: 0.3rem 0; }
+  .label { width: 9rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+  .bar { height: 1rem; background: #4c8c4c; border-radius: 3px; }
+  .pct { width: 4rem; text-align: right; font-variant-numeric: tabular-nums; }
+  #meta, #error { color: #555; font-size: 0.9rem; } #error { color: #a00; }
+</style>
+</head>
+<body>
+<h1>🌱 Sprout</h1>
+<label>Model <select id="model"></select></label>
+<div id="drop">Drop a photo here, or click to choose one<input id="file" type="file" accept="image/png,image/jpeg" hidden>
+  <img id="preview" alt="" hidden></div>
+<div id="results"></div>
+<p id="meta"></p>
+<p id="error"></p>
+<script>
+const $ = (id) => document.getElementById(id);
+const models = {};
+async function loadModels() {
+  const r = await fetch("/v1/models");
+  const body = await r.json();
+  if (!r.ok) { $("error").textContent = body.error || r.statusText; return; }
+  for (const m of body.models) {
+    models[m.name] = m;
+    const o = document.createElement("option");
+    o.value = m.name; o.textContent = `${m.name} (${m.model}, step ${m.version})`;
+    $("model").appendChild(o);
+  }
+}
+async function classify(blob) {
+  $("error").textContent = ""; $("results").textContent = "…";
+  const form = new FormData(); form.append("image", blob, "image");
+  const name = $("model").value;
+  const r = await fetch(`/v1/models/${encodeURIComponent(name)}:classify?k=5`, { method: "POST", body: form });
+  const body = await r.json();
+  if (!r.ok) { $("results").textContent = ""; $("error").textContent = body.error || r.statusText; return; }
+  $("results").innerHTML = "";
+  for (const p of body.predictions) {
+    const row = document.createElement("div"); row.className = "row prediction";
+    row.innerHTML = `<span class="label"></span><span class="bar"></span><span class="pct"></span>`;
+    row.children[0].textContent = p.label;
+    row.children[1].style.width = `${Math.max(1, 16 * p.probability)}rem`;
+    row.children[2].textContent = `${(100 * p.probability).toFixed(1)}%`;
+    $("results").appendChild(row);
+  }
+  $("meta").textContent = `${body.model}, version ${body.version} · ${body.latency_ms.toFixed(1)} ms`;
+  document.body.dataset.classified = "true";
+}
+function show(file) {
+  $("preview").src = URL.createObjectURL(file); $("preview").hidden = false;
+  classify(file);
+}
+$("drop").onclick = () => $("file").click();
+$("file").onchange = () => $("file").files[0] && show($("file").files[0]);
+$("drop").ondragover = (e) => { e.preventDefault(); $("drop").classList.add("over"); };
+$("drop").ondragleave = () => $("drop").classList.remove("over");
+$("drop").ondrop = (e) => { e.preventDefault(); $("drop").classList.remove("over"); e.dataTransfer.files[0] && show(e.dataTransfer.files[0]); };
+// Self-test (headless browser check): draw an image on a canvas, submit it as a PNG upload.
+async function selftest() {
+  const m = models[$("model").value];
+  const c = document.createElement("canvas");
+  c.width = m.input_size.width; c.height = m.input_size.height;
+  const g = c.getContext("2d");
+  for (let y = 0; y < c.height; y++) for (let x = 0; x < c.width; x++) {
+    g.fillStyle = `rgb(${(x * 37) % 256},${(y * 59) % 256},${((x + y) * 23) % 256})`; g.fillRect(x, y, 1, 1);
+  }
+  const blob = await new Promise((done) => c.toBlob(done, "image/png"));
+  show(blob);
+}
+loadModels().then(() => { if (new URLSearchParams(location.search).has("selftest")) selftest(); });
+</script>
+</body>
+</html>
+"""#
+}

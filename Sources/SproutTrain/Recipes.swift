@@ -1,0 +1,114 @@
+import Foundation
+
+/// A named training recipe: a complete `RunConfiguration` for a dataset and model, each
+/// setting visible (`sprout train --recipe NAME --print-config`) and overridable by flags.
+/// docs/results.md has each recipe's command, log, accuracy and wall time on our machine.
+public struct Recipe: Sendable {
+    public let name: String
+    public let summary: String
+    public let configuration: RunConfiguration
+
+    public static let all: [Recipe] = [mnist, fashionMNIST, cifar10Tutorial, cifar10TutorialModern, cifar10Fast, cifar10FastShort]
+
+    public static func named(_ name: String) throws -> Recipe {
+        guard let r = all.first(where: { $0.name == name }) else {
+            throw RunError.invalid("unknown recipe '\(name)' (\(all.map(\.name).joined(separator: ", ")))")
+        }
+        return r
+    }
+
+    /// MNIST, last 5,000 training images held out: the PyTorch example's CNN with small
+    /// translations, Nesterov SGD on a one-cycle schedule and light label smoothing.
+    public static let mnist = Recipe(name: "mnist", summary: "mnist-cnn on MNIST, ≥ 99.5% on the last 5,000 training images") {
+        $0.dataset = "mnist"
+        $0.model = "mnist-cnn"
+        $0.validationSplit = 5000
+        $0.augment = true
+        $0.epochs = 12
+        $0.batchSize = 128
+        $0.optimizer = "nesterov"
+        $0.learningRate = 0.05
+        $0.weightDecay = 5e-4
+        $0.schedule = "onecycle"
+        $0.warmupFraction = 0.15
+        $0.labelSmoothing = 0.05
+    }
+
+    /// Fashion-MNIST (Debian's dataset-fashion-mnist), evaluated on the official test split.
+    public static let fashionMNIST = Recipe(name: "fashion-mnist", summary: "mnist-cnn on Fashion-MNIST, ≥ 93% on the test split") {
+        $0 = mnist.configuration
+        $0.dataset = "fashion-mnist"
+        $0.validationSplit = nil
+        $0.labelSmoothing = 0.1
+    }
+
+    /// The TensorFlow CIFAR-10 tutorial as written: plain SGD at 0.1, ×0.1 every 350 epochs
+    /// (so constant over any run that fits in a day), weight decay 0.004 on the two hidden
+    /// fully connected layers only (set by the model), EMA 0.9999 weights for evaluation,
+    /// random 24×24 crops and flips, per-image standardisation.
+    public static let cifar10Tutorial = Recipe(name: "cifar10-tutorial", summary: "the TF tutorial's net and recipe (SGD, staircase decay, EMA)") {
+        $0.dataset = "cifar10"
+        $0.model = "tf-cifar10"
+        $0.validationSplit = 5000
+        $0.augment = true
+        $0.epochs = 50
+        $0.batchSize = 128
+        $0.optimizer = "sgd"
+        $0.learningRate = 0.1
+        $0.momentum = 0
+        $0.weightDecay = 0
+        $0.schedule = "staircase"
+        $0.emaDecay = 0.9999
+    }
+
+    /// The same net with a modern schedule: Nesterov momentum, one-cycle learning rate,
+    /// label smoothing.
+    public static let cifar10TutorialModern = Recipe(name: "cifar10-tutorial-modern", summary: "the TF tutorial's net, Nesterov one-cycle schedule") {
+        $0 = cifar10Tutorial.configuration
+        $0.epochs = 20
+        $0.optimizer = "nesterov"
+        $0.learningRate = 0.05
+        $0.momentum = 0.9
+        $0.schedule = "onecycle"
+        $0.warmupFraction = 0.2
+        $0.labelSmoothing = 0.1
+        $0.emaDecay = nil
+    }
+
+    /// airbench94's recipe (Keller Jordan) as far as Sprout's pieces go: the whitened net,
+    /// batch-norm momentum 0.4 (set by the model), Nesterov SGD at momentum 0.85, label
+    /// smoothing 0.2, flips and 2-pixel reflect-padded translations, EMA weights, and
+    /// flip + 1-pixel-translate test-time augmentation.
+    public static let cifar10Fast = Recipe(name: "cifar10-fast", summary: "airbench-style net and recipe, aiming at 94%") {
+        $0.dataset = "cifar10"
+        $0.model = "airbench"
+        $0.validationSplit = 5000
+        $0.augment = true
+        $0.translate = 2
+        $0.epochs = 10
+        $0.batchSize = 512
+        $0.optimizer = "nesterov"
+        $0.learningRate = 0.2
+        $0.momentum = 0.85
+        $0.weightDecay = 5e-4
+        $0.schedule = "onecycle"
+        $0.warmupFraction = 0.23
+        $0.labelSmoothing = 0.2
+        $0.emaDecay = 0.99
+        $0.testTimeAugmentation = .flipTranslate
+    }
+
+    /// The short setting: the same recipe on the half-width net for a few epochs.
+    public static let cifar10FastShort = Recipe(name: "cifar10-fast-short", summary: "airbench ×0.5 for 4 epochs, aiming at 86% in 10 minutes") {
+        $0 = cifar10Fast.configuration
+        $0.width = 0.5
+        $0.epochs = 4
+    }
+
+    init(name: String, summary: String, _ configure: (inout RunConfiguration) -> Void) {
+        var c = RunConfiguration()
+        configure(&c)
+        c.recipe = name
+        (self.name, self.summary, self.configuration) = (name, summary, c)
+    }
+}

@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import Sprout
+import SproutExport
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Export a run's checkpoint as ONNX (for ONNX Runtime, Core ML, TensorRT) or as safetensors weights.",
+        discussion: """
+        Examples:
+          sprout export runs/demo --format onnx -o model.onnx
+          sprout export runs/cifar --format onnx --fold-bn --checkpoint 4000 -o cifar.onnx
+          sprout export runs/demo --format safetensors -o weights.safetensors
+        The ONNX graph (opset \(ONNXExport.opset)) takes the preprocessed batch `input` [N, C, H, W] and gives
+        `logits` and `probabilities`; metadata holds the class names and the preprocessing
+        (sprout.classes, sprout.preprocessing, sprout.input_shape as JSON). EMA weights are used
+        when the checkpoint has them (unless --no-ema).
+        """)
+
+    @Argument(help: "Run directory written by sprout train.") var runDir: String
+    @Option(help: "onnx or safetensors.") var format = "onnx"
+    @Option(name: [.short, .customLong("output")], help: "File to write.") var output: String
+    @Option(help: "A checkpoint manifest (ckpt-….json) or a step number (default: the newest).") var checkpoint: String?
+    @Flag(help: "Fold each batch norm that follows a convolution into it (ONNX).") var foldBn = false
+    @Flag(help: "Use the live weights even when the checkpoint has EMA weights.") var noEma = false
+
+    func run() throws {
+        let checkpoints = CheckpointDirectory((runDir as NSString).appendingPathComponent("checkpoints"))
+        let manifestPath: String
+        if let checkpoint {
+            manifestPath = Int(checkpoint).map { checkpoints.base(step: $0) + ".json" } ?? checkpoint
+        } else {
+            guard let latest = checkpoints.latest() else { throw CLIError("\(checkpoints.path): no checkpoint") }
+            manifestPath = latest
+        }
+        let loaded = try LoadedCheckpoint.load(manifest: manifestPath)
+        let usesEMA = loaded.manifest.hasEMA && !noEma
+        if usesEMA { loaded.useEMAWeights() }
+        let m = loaded.manifest
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let metadata: [String: String] = [
+            "sprout.model": m.model.name,
+            "sprout.step": "\(m.step)",
+            "sprout.ema": "\(usesEMA)",
+            "sprout.classes": String(decoding: try encoder.encode(m.classNames), as: UTF8.self),
+            "sprout.preprocessing": String(decoding: try encoder.encode(m.preprocessing), as: UTF8.self),
+            "sprout.input_shape": String(decoding: try encoder.encode(m.model.inputShape), as: UTF8.self),
+        ]
+        let bytes: [UInt8]
+        switch format {
+        case "onnx":
+            do {
+                bytes = try ONNXExport.export(loaded.model, inputShape: m.model.inputShape,
+                                              options: .init(foldBatchNorm: foldBn, metadata: metadata))
+            } catch let e as UnsupportedLayerError {
+                throw CLIError(e.description)
+            }
+        case "safetensors":
+            // The names of `sprout summary` and of the checkpoint (PyTorch's dotted keys).
+            let tensors = loaded.model.namedParameters.map { (name: $0.name, tensor: $0.parameter.value) }
+            bytes = try SafeTensors.encode(tensors, metadata: metadata)
+        default:
+            throw ValidationError("--format must be onnx or safetensors, got '\(format)'")
+        }
+        try writeAtomically(bytes, to: output)
+        print("wrote \(output): \(format), \(bytes.count) bytes, \(m.model.name) step \(m.step)\(usesEMA ? " (EMA weights)" : "")")
+    }
+}

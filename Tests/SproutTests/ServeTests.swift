@@ -1,0 +1,190 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Testing
+import SproutData
+import SproutNN
+import SproutServe
+import SproutTensor
+@testable import SproutTrain
+
+/// A run directory with an `mlp` checkpoint on 8×8 colour images of three classes.
+func servedRun(_ dir: TemporaryDirectory, name: String = "shapes", steps: [Int] = [10]) throws -> String {
+    let run = dir.file(name)
+    let spec = ModelSpec(name: "mlp", inputShape: [3, 8, 8], classes: 3)
+    let prep = PreprocessingSpec(normalization: "unit", resize: 8, channels: 3)
+    let ckpts = CheckpointDirectory((run as NSString).appendingPathComponent("checkpoints"))
+    for step in steps {
+        try ckpts.save(model: try spec.build(), optimizer: nil, ema: nil, manifest: CheckpointManifest(
+            step: step, epoch: 0, batchInEpoch: 0, model: spec, classNames: ["circle", "square", "star"], preprocessing: prep,
+            metrics: [:], hasEMA: false, weightsFile: "", stateFile: "", config: [:]))
+    }
+    return run
+}
+
+func testImage(_ format: ImageWriter.Format, size: Int = 12, seed: UInt64 = 1) -> [UInt8] {
+    var g = SeededGenerator(seed: seed)
+    let pixels = (0..<(3 * size * size)).map { _ in UInt8.random(in: 0...255, using: &g) }
+    return ImageWriter.encode(planar: pixels, channels: 3, height: size, width: size, format: format)
+}
+
+@Suite struct ServeTests {
+    func app(_ run: String, apiKey: String? = nil, maxBody: Int = 10 << 20) throws -> (some ApplicationProtocol, InferenceService) {
+        let service = try InferenceService(slots: [try ModelSlot(runDirectory: run)], maxBatch: 8, maxWaitMilliseconds: 20)
+        var options = ServeOptions()
+        options.apiKey = apiKey
+        options.maxBodyBytes = maxBody
+        options.port = 0
+        options.reloadIntervalSeconds = 3600
+        return (SproutHTTPServer.application(service: service, options: options, logger: Logger(label: "test")), service)
+    }
+
+    func json(_ buffer: ByteBuffer) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(buffer: buffer))) as? [String: Any] ?? [:]
+    }
+
+    @Test func endpointsAnswerAndBadInputGetsClearErrors() async throws {
+        let dir = TemporaryDirectory()
+        let (app, service) = try app(try servedRun(dir), maxBody: 64 << 10)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/v1/models", method: .get) { r in
+                let models = json(r.body)["models"] as? [[String: Any]]
+                #expect(models?.first?["name"] as? String == "shapes" && models?.first?["version"] as? Int == 10)
+            }
+            try await client.execute(uri: "/v1/models/shapes", method: .get) { r in
+                #expect(json(r.body)["classes"] as? [String] == ["circle", "square", "star"])
+            }
+            // A PNG and a JPEG body, any size: top-k labels with probabilities summing to one.
+            for format in [ImageWriter.Format.png, .jpeg(quality: 90)] {
+                try await client.execute(uri: "/v1/models/shapes:classify?k=3", method: .post,
+                                         body: ByteBuffer(bytes: testImage(format))) { r in
+                    #expect(r.status == .ok)
+                    let object = json(r.body)
+                    let predictions = object["predictions"] as? [[String: Any]] ?? []
+                    #expect(predictions.count == 3 && object["version"] as? Int == 10 && object["model"] as? String == "shapes")
+                    let total = predictions.compactMap { $0["probability"] as? Double }.reduce(0, +)
+                    #expect(Swift.abs(total - 1) < 1e-4)
+                }
+            }
+            // Multipart upload, as the web page sends it.
+            let boundary = "XyZ"
+            var form = Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n".utf8)
+            form += testImage(.png) + Array("\r\n--\(boundary)--\r\n".utf8)
+            try await client.execute(uri: "/v1/models/shapes:classify", method: .post,
+                                     headers: [.contentType: "multipart/form-data; boundary=\(boundary)"], body: ByteBuffer(bytes: form)) { r in
+                #expect(r.status == .ok && (json(r.body)["predictions"] as? [Any])?.count == 3)
+            }
+            // TensorFlow Serving's shape: [H][W][C] pixels.
+            let instance = (0..<8).map { _ in (0..<8).map { _ in [10, 200, 30] } }
+            let body = try JSONSerialization.data(withJSONObject: ["instances": [instance, instance]])
+            try await client.execute(uri: "/v1/models/shapes:predict", method: .post, body: ByteBuffer(bytes: [UInt8](body))) { r in
+                #expect(r.status == .ok)
+                let predictions = json(r.body)["predictions"] as? [[Double]]
+                #expect(predictions?.count == 2 && predictions?[0].count == 3)
+            }
+            // Bad input: clear JSON errors with the right status.
+            try await client.execute(uri: "/v1/models/shapes:classify", method: .post, body: ByteBuffer(string: "not an image")) { r in
+                #expect(r.status == .badRequest && (json(r.body)["error"] as? String) != nil)
+            }
+            try await client.execute(uri: "/v1/models/nope:classify", method: .post, body: ByteBuffer(bytes: testImage(.png))) { r in
+                #expect(r.status == .notFound && (json(r.body)["error"] as? String)?.contains("unknown model 'nope'") == true)
+            }
+            try await client.execute(uri: "/v1/models/shapes:predict", method: .post, body: ByteBuffer(string: "{\"instances\": [[1, 2]]}")) { r in
+                #expect(r.status == .badRequest && (json(r.body)["error"] as? String)?.contains("[8][8][3]") == true)
+            }
+            try await client.execute(uri: "/v1/models/shapes:classify", method: .post,
+                                     body: ByteBuffer(bytes: [UInt8](repeating: 1, count: 100 << 10))) { r in
+                #expect(r.status == .contentTooLarge)
+            }
+            try await client.execute(uri: "/metrics", method: .get) { r in
+                let text = String(buffer: r.body)
+                #expect(text.contains("sprout_requests_total{endpoint=\"/v1/models/{name}:classify\",status=\"200\"} 3"))
+                #expect(text.contains("sprout_model_version{model=\"shapes\"} 10") && text.contains("sprout_batch_size_count"))
+            }
+        }
+        service.batcher.stop()
+    }
+
+    @Test func apiKeyGuardsEverythingButHealth() async throws {
+        let dir = TemporaryDirectory()
+        let (app, service) = try app(try servedRun(dir), apiKey: "s3cret")
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/v1/models", method: .get) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/v1/models", method: .get, headers: [.authorization: "Bearer wrong"]) {
+                #expect($0.status == .unauthorized)
+            }
+            try await client.execute(uri: "/v1/models", method: .get, headers: [.authorization: "Bearer s3cret"]) {
+                #expect($0.status == .ok)
+            }
+        }
+        service.batcher.stop()
+    }
+
+    @Test func concurrentRequestsShareForwardPasses() async throws {
+        let dir = TemporaryDirectory()
+        let slot = try ModelSlot(runDirectory: try servedRun(dir))
+        let service = try InferenceService(slots: [slot], maxBatch: 8, maxWaitMilliseconds: 50)
+        let pixels = [UInt8](repeating: 128, count: 3 * 8 * 8)
+        let sizes = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<8 { group.addTask { try await service.batcher.classify(pixels, on: slot).batchSize } }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(sizes.max()! > 1, "8 simultaneous requests ran in batches of \(sizes)")
+        service.batcher.stop()
+    }
+
+    @Test func hotReloadSwapsAndSurvivesABadCheckpoint() throws {
+        let dir = TemporaryDirectory()
+        let run = try servedRun(dir, steps: [10])
+        let slot = try ModelSlot(runDirectory: run)
+        #expect(slot.current.step == 10)
+        #expect(try slot.reloadIfNewer() == nil)
+        _ = try servedRun(dir, steps: [20])
+        #expect(try slot.reloadIfNewer() == 20 && slot.current.step == 20)
+        // A newer checkpoint whose weights are damaged: the error is kept, step 20 keeps serving.
+        _ = try servedRun(dir, steps: [30])
+        let weights = (run as NSString).appendingPathComponent("checkpoints/ckpt-00000030.safetensors")
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: weights))
+        #expect(throws: (any Error).self) { try slot.reloadIfNewer() }
+        #expect(slot.current.step == 20 && slot.lastReloadError?.contains("ckpt-00000030") == true)
+    }
+
+    /// An image already at the model's size reaches it pixel for pixel (no resampling blur),
+    /// so `predict`, the server and an exported ONNX file see what evaluation sees.
+    @Test func nativeSizeImagesDecodeExactly() throws {
+        var g = SeededGenerator(seed: 9)
+        let pixels = (0..<(3 * 10 * 10)).map { _ in UInt8.random(in: 0...255, using: &g) }
+        let png = ImageWriter.encode(planar: pixels, channels: 3, height: 10, width: 10, format: .png)
+        #expect(try ImageFolder.decodeImage(bytes: png, size: 10, channels: 3) == pixels)
+    }
+
+    /// Thousands of mutated PNG and JPEG bodies through the decoder: errors, never a crash.
+    /// Then 2,000 good 256×256 bodies: had each decode leaked its 192 KiB image, resident memory
+    /// would grow by 375 MiB; other tests share this process, so the bound is half that.
+    @Test func mutatedImagesNeverCrashTheDecoder() throws {
+        var g = SeededGenerator(seed: 42)
+        let seeds = [testImage(.png, size: 64), testImage(.jpeg(quality: 80), size: 64)]
+        var decoded = 0, rejected = 0
+        for i in 0..<3000 {
+            var body = seeds[i % 2]
+            for _ in 0..<(1 + g.nextInt(below: 8)) {
+                switch g.nextInt(below: 4) {
+                case 0: body[g.nextInt(below: body.count)] = UInt8.random(in: 0...255, using: &g)
+                case 1: body = Array(body.prefix(g.nextInt(below: body.count) + 1))
+                case 2: body.insert(UInt8.random(in: 0...255, using: &g), at: g.nextInt(below: body.count))
+                default: let at = g.nextInt(below: body.count); body[at] = body[at] ^ 0xFF
+                }
+            }
+            if (try? ImageFolder.decodeImage(bytes: body, size: 8, channels: 3)) != nil { decoded += 1 } else { rejected += 1 }
+        }
+        #expect(decoded + rejected == 3000 && rejected > 0 && decoded > 0)
+        let good = [testImage(.png, size: 256), testImage(.jpeg(quality: 80), size: 256)]
+        let before = ResourceUsage.currentResidentBytes
+        for i in 0..<2000 { _ = try ImageFolder.decodeImage(bytes: good[i % 2], size: 8, channels: 3) }
+        let after = ResourceUsage.currentResidentBytes
+        #expect(after - before < 188 << 20, "RSS went from \(before >> 20) to \(after >> 20) MB")
+    }
+}

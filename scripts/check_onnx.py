@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Checks `sprout export --format onnx` against a real runtime (ONNX Runtime).
+
+For each run directory: exports the newest checkpoint, writes N real images of the run's
+dataset (its held-out or test images) as PNG files, classifies them with `sprout predict`,
+runs the ONNX file in onnxruntime on the same pixels preprocessed from the file's own
+metadata (as a user of the file would), and compares: top-1 must be identical and every
+probability within --tolerance. Prints one line of figures per run; exits 1 on a mismatch.
+
+    python3 scripts/check_onnx.py --sprout .build/release/sprout runs/a runs/b --count 300 [--fold-bn]
+"""
+import argparse
+import gzip
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+
+import numpy as np
+import onnxruntime as ort
+
+
+def read_idx(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = struct.unpack(">" + "I" * dims, data[4:4 + 4 * dims])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def find(directory, names):
+    for n in names:
+        if os.path.exists(os.path.join(directory, n)):
+            return os.path.join(directory, n)
+    raise SystemExit(f"{directory}: none of {names}")
+
+
+def dataset_images(config, count):
+    """The last `count` images of the run's validation data ([n, C, H, W] uint8): the test
+    split when the run validated on it, else the held-out end of the training split."""
+    name, directory = config["dataset"], config.get("dataDir") or "/usr/share/datasets/fashion-mnist"
+    held_out = config.get("validationSplit")
+    if name in ("mnist", "fashion-mnist"):
+        prefix = "train" if held_out else "t10k"
+        x = read_idx(find(directory, [f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-images-idx3-ubyte", f"{prefix}-images.idx3-ubyte"]))
+        return x[-count:, None, :, :]
+    if name == "cifar10":
+        files = [f"data_batch_{i}.bin" for i in range(1, 6)] if held_out else ["test_batch.bin"]
+        raw = np.concatenate([np.fromfile(os.path.join(directory, f), dtype=np.uint8).reshape(-1, 3073) for f in files])
+        return raw[-count:, 1:].reshape(-1, 3, 32, 32)
+    raise SystemExit(f"check_onnx: dataset {name} is not supported here")
+
+
+def write_png(path, image):
+    """A minimal PNG writer (8-bit grey or RGB, no filtering), so no imaging library is needed."""
+    c, h, w = image.shape
+    rows = image.transpose(1, 2, 0).reshape(h, w * c)
+    raw = b"".join(b"\x00" + rows[y].tobytes() for y in range(h))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", w, h, 8, 0 if c == 1 else 2, 0, 0, 0)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def preprocess(images, meta):
+    """What the ONNX file's metadata says: centre crop to the input size, then normalise."""
+    p = json.loads(meta["sprout.preprocessing"])
+    _, h, w = json.loads(meta["sprout.input_shape"])
+    x = images.astype(np.float32)
+    top, left = (x.shape[2] - h) // 2, (x.shape[3] - w) // 2
+    x = x[:, :, top:top + h, left:left + w]
+    if p["normalization"] == "per_image_standardization":
+        flat = x.reshape(len(x), -1).astype(np.float64)
+        mean = flat.mean(1)
+        std = np.maximum(np.sqrt(np.maximum((flat ** 2).mean(1) - mean ** 2, 0)), 1 / np.sqrt(flat.shape[1]))
+        x = ((x - mean.astype(np.float32)[:, None, None, None]) / std.astype(np.float32)[:, None, None, None])
+    elif p["normalization"] == "mean_std":
+        mean = np.array(p["mean"], np.float32)[None, :, None, None]
+        std = np.array(p["std"], np.float32)[None, :, None, None]
+        x = (x / 255 - mean) / std
+    else:
+        x = x / 255
+    return x.astype(np.float32)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("runs", nargs="+")
+    ap.add_argument("--sprout", default=".build/release/sprout")
+    ap.add_argument("--count", type=int, default=300)
+    ap.add_argument("--tolerance", type=float, default=1e-4)
+    ap.add_argument("--fold-bn", action="store_true")
+    a = ap.parse_args()
+    failed = False
+    for run in a.runs:
+        with open(os.path.join(run, "config.json")) as f:
+            config = json.load(f)
+        images = dataset_images(config, a.count)
+        with tempfile.TemporaryDirectory() as tmp:
+            model_path = os.path.join(tmp, "model.onnx")
+            subprocess.run([a.sprout, "export", run, "--format", "onnx", "-o", model_path] + (["--fold-bn"] if a.fold_bn else []),
+                           check=True, capture_output=True)
+            session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+            meta = session.get_modelmeta().custom_metadata_map
+            classes = json.loads(meta["sprout.classes"])
+            paths = []
+            for i, image in enumerate(images):
+                paths.append(os.path.join(tmp, f"{i:04d}.png"))
+                write_png(paths[-1], image)
+            out = subprocess.run([a.sprout, "predict", run, *paths, "--json", "--top-k", str(len(classes))],
+                                 check=True, capture_output=True, text=True).stdout
+            sprout_probs = np.zeros((len(paths), len(classes)))
+            for i, line in enumerate(out.strip().splitlines()):
+                for p in json.loads(line)["predictions"]:
+                    sprout_probs[i, classes.index(p["label"])] = p["probability"]
+            onnx_probs = session.run(["probabilities"], {"input": preprocess(images, meta)})[0]
+            size = os.path.getsize(model_path)
+        same_top1 = int((sprout_probs.argmax(1) == onnx_probs.argmax(1)).sum())
+        worst = float(np.abs(sprout_probs - onnx_probs).max())
+        ok = same_top1 == len(paths) and worst <= a.tolerance
+        failed |= not ok
+        print(json.dumps({"run": run, "model": meta["sprout.model"], "step": int(meta["sprout.step"]), "images": len(paths),
+                          "top1_identical": same_top1, "max_abs_probability_difference": worst, "onnx_bytes": size,
+                          "fold_bn": a.fold_bn, "ok": ok}), flush=True)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The web page in a real headless browser (Chromium from Debian): loads /?selftest=1, which
+# draws an image, uploads it through the page's own form code and renders the top-5; then
+# reads the rendered DOM. Also checks that SIGTERM stops the server with exit status 0.
+#   scripts/serve_browser_check.sh RUN_DIR [PORT]
+set -euo pipefail
+RUN=${1:?usage: serve_browser_check.sh RUN_DIR [PORT]}
+PORT=${2:-8093}
+SPROUT=${SPROUT:-.build/release/sprout}
+BROWSER=$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)
+[ -n "$BROWSER" ] || { echo "no Chromium: apt-get install chromium"; exit 1; }
+log=$(mktemp)
+"$SPROUT" serve "$RUN" --port "$PORT" >"$log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
+dom=$("$BROWSER" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --virtual-time-budget=15000 \
+      --dump-dom "http://127.0.0.1:$PORT/?selftest=1" 2>/dev/null)
+rows=$(grep -o 'class="row prediction"' <<<"$dom" | wc -l)
+meta=$(grep -o '<p id="meta">[^<]*</p>' <<<"$dom" || true)
+echo "browser: $("$BROWSER" --version 2>/dev/null)"
+echo "rendered prediction rows: $rows"
+echo "labels: $(grep -o '<span class="label">[^<]*</span>' <<<"$dom" | sed 's/<[^>]*>//g' | paste -sd, -)"
+echo "meta: $(sed 's/<[^>]*>//g' <<<"$meta")"
+kill -TERM $server
+wait $server && status=0 || status=$?
+echo "server exit status after SIGTERM: $status"
+[ "$rows" -ge 1 ] && grep -q "version" <<<"$meta" && [ "$status" = 0 ] && echo "browser check: OK"
