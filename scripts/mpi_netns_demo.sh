@@ -43,7 +43,7 @@ printf '10.77.0.1 slots=1\n10.77.0.2 slots=1\n' > "$work/hosts"
 ip netns exec sprout-a mpirun --allow-run-as-root --hostfile "$work/hosts" -np 2 \
     --mca plm_rsh_agent "$work/agent" --mca btl tcp,self --mca btl_tcp_if_include 10.77.0.0/24 \
     --mca oob_tcp_if_include 10.77.0.0/24 \
-    -x PATH -x LD_LIBRARY_PATH \
+    -x PATH ${LD_LIBRARY_PATH:+-x LD_LIBRARY_PATH} \
     "$SPROUT" train --dataset fashion-mnist --data-dir "$DATA" --model mnist-cnn --steps "$STEPS" --batch-size 64 \
     --val-split 1000 --threads 1 --run-dir "$work/run" --checkpoint-every-steps 1000000
 echo "hosts: $(cat "$work/hosts" | tr '\n' ' ')"

@@ -33,7 +33,11 @@ LUA
 rss() { awk '/VmRSS/ {print $2 / 1024 " MB"}' /proc/$server/status; }
 curl -sf -X POST --data-binary @"$IMAGE" "http://127.0.0.1:$PORT/v1/models/$name:classify" >/dev/null   # warm up
 echo "RSS before: $(rss)"
+# RSS every 5 s while under load: flat once the buffers for the batch sizes in use exist.
+( while sleep 5; do echo "RSS under load: $(rss)"; done ) &
+sampler=$!
 wrk -t 2 -c 16 -d "$DURATION" --latency -s "$script" "http://127.0.0.1:$PORT/v1/models/$name:classify"
+kill $sampler
 echo "RSS after: $(rss)"
 curl -sf "http://127.0.0.1:$PORT/metrics" | grep -E '^sprout_batch_size_(sum|count)|requests_total.*classify'
 kill -TERM $server

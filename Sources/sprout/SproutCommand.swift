@@ -3,6 +3,7 @@ import Foundation
 import Sprout
 
 @available(macOS 10.15, macCatalyst 13, iOS 13, tvOS 13, watchOS 6, *)
+@main
 struct SproutCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sprout",
@@ -21,6 +22,8 @@ struct ThreadOptions: ParsableArguments {
     var device = "cpu"
 
     func apply() throws {
+        // Progress lines reach pipes and CI logs as they are printed.
+        SystemInfo.lineBufferStandardOutput()
         if let threads {
             guard threads > 0 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
             Threading.configure(threads: threads)

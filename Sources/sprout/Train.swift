@@ -216,13 +216,15 @@ struct Train: ParsableCommand {
         }
         defer { signals.forEach { $0.cancel() } }
 
-        let started = Date()
+        let started = Date(), firstStep = trainer.step
         try trainer.fit(loader, validation: rank == 0 ? validation : nil, epochs: config.epochs, maxSteps: config.steps)
         let wall = Date().timeIntervalSince(started)
+        let imagesPerSecond = Double((trainer.step - firstStep) * config.batchSize) / max(wall, 1e-9)
         if let comm {
             if rank == 0 {
-                print(String(format: "data-parallel: %d ranks × %d threads, global batch %d; allreduce %.2f s in %d calls, %.1f%% of %.1f s",
-                             ranks, Threading.count, config.batchSize, comm.allreduceSeconds, comm.allreduceCalls,
+                print(String(format: "data-parallel: %d ranks × %d threads, global batch %d, %.1f img/s; allreduce %.2f s in %d calls (%.1f ms a step), %.1f%% of %.1f s",
+                             ranks, Threading.count, config.batchSize, imagesPerSecond, comm.allreduceSeconds, comm.allreduceCalls,
+                             1000 * comm.allreduceSeconds / Double(max(1, trainer.step - firstStep)),
                              100 * comm.allreduceSeconds / max(wall, 1e-9), wall))
             }
             comm.finalize()
@@ -233,8 +235,8 @@ struct Train: ParsableCommand {
             return
         }
         let final = trainer.lastEvaluation ?? trainer.evaluate(validation)
-        print(String(format: "done: %d steps in %@ — %@ accuracy %.4f (top-5 %.4f), loss %.4f", trainer.step, formatDuration(wall),
-                     data.validationName, final.top1, final.top5, final.loss))
+        print(String(format: "done: %d steps in %@ (%.1f img/s) — %@ accuracy %.4f (top-5 %.4f), loss %.4f", trainer.step,
+                     formatDuration(wall), imagesPerSecond, data.validationName, final.top1, final.top5, final.loss))
         if let m = checkpointCallback.lastManifest { print("checkpoint: \(m)") }
     }
 }
