@@ -17,6 +17,10 @@ static inline int sprout_mpi_size(void) { int n = 1; MPI_Comm_size(MPI_COMM_WORL
 static inline int sprout_mpi_allreduce_sum(float *buffer, int count) {
     return MPI_Allreduce(MPI_IN_PLACE, buffer, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
 }
+/// In-place sum over all ranks, in double (batch-norm statistics).
+static inline int sprout_mpi_allreduce_sum_double(double *buffer, int count) {
+    return MPI_Allreduce(MPI_IN_PLACE, buffer, count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
 /// Every rank's value, in rank order, into `out` (size() entries).
 static inline int sprout_mpi_allgather_u64(uint64_t value, uint64_t *out) {
     return MPI_Allgather(&value, 1, MPI_UINT64_T, out, 1, MPI_UINT64_T, MPI_COMM_WORLD);

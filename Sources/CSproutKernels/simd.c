@@ -43,6 +43,18 @@ void sprout_batchnorm_backward(const float *x, const float *dy, const float *y, 
                                int c0, int c1, float eps) {
     active->batchnorm_backward(x, dy, y, mean, var, gamma, dx, dgamma, dbeta, n, c, hw, c0, c1, eps);
 }
+void sprout_channel_sums(const float *x, const float *center, int n, int c, size_t hw, int c0, int c1, double *out) {
+    active->channel_sums(x, center, n, c, hw, c0, c1, out);
+}
+void sprout_batchnorm_grad_sums(const float *x, const float *dy, const float *y, const float *mean, int n, int c,
+                                size_t hw, int c0, int c1, float *sum_g, float *sum_gx) {
+    active->batchnorm_grad_sums(x, dy, y, mean, n, c, hw, c0, c1, sum_g, sum_gx);
+}
+void sprout_batchnorm_backward_apply(const float *x, const float *dy, const float *y, const float *mean,
+                                     const float *var, const float *gamma, const float *sum_g, const float *sum_gx,
+                                     float m, float *dx, int n, int c, size_t hw, int c0, int c1, float eps) {
+    active->batchnorm_backward_apply(x, dy, y, mean, var, gamma, sum_g, sum_gx, m, dx, n, c, hw, c0, c1, eps);
+}
 void sprout_channel_affine(const float *x, float *y, const float *scale, const float *shift, int c, size_t hw,
                            size_t p0, size_t p1, int relu) {
     active->channel_affine(x, y, scale, shift, c, hw, p0, p1, relu);

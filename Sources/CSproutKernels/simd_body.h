@@ -169,6 +169,58 @@ static void K(batchnorm_forward)(const float *x, float *y, const float *gamma, c
     }
 }
 
+// Σ g and Σ g·(x − μ) of one channel (g masked by y > 0 when y is given).
+static inline void K(grad_sums_of_channel)(const float *x, const float *dy, const float *y, float mu, int n, int c,
+                                           size_t hw, int ch, float *sum_g, float *sum_gx) {
+    double sg = 0, sgx = 0;
+    for (int b = 0; b < n; b++) {
+        size_t off = ((size_t)b * c + ch) * hw;
+        float a, bb;
+        K(plane_grad_sums)(x + off, dy + off, y ? y + off : NULL, hw, mu, &a, &bb);
+        sg += a;
+        sgx += bb;
+    }
+    *sum_g = (float)sg;
+    *sum_gx = (float)sgx;
+}
+
+// dx of one channel from the sums over all M of its values (with synchronised statistics
+// they come from every process):  dx = γ/(M·σ) · (M·g − Σg − x̂·Σg·x̂)
+static inline void K(backward_of_channel)(const float *x, const float *dy, const float *y, float mu, float var,
+                                          float gamma, float sum_g, float sum_gx, float m, float *dx, int n, int c,
+                                          size_t hw, int ch, float eps) {
+    float inv_std = 1.0f / sqrtf(var + eps);
+    float dg = sum_gx * inv_std;
+    float k = gamma * inv_std / m;
+    // dx = k·(M·g − Σg − (x − μ)·σ⁻¹·dγ) = (k·M)·g + (−k·σ⁻¹·dγ)·x + k·(μ·σ⁻¹·dγ − Σg)
+    float cg = k * m, cx = -k * inv_std * dg, c0v = k * (mu * inv_std * dg - sum_g);
+    for (int b = 0; b < n; b++) {
+        size_t off = ((size_t)b * c + ch) * hw;
+        const float *restrict p = x + off, *restrict d = dy + off;
+        float *restrict o = dx + off;
+        if (y) {
+            const float *restrict yy = y + off;
+            for (size_t i = 0; i < hw; i++) { float g = d[i]; g = yy[i] > 0.0f ? g : 0.0f; o[i] = cg * g + cx * p[i] + c0v; }
+        } else {
+            for (size_t i = 0; i < hw; i++) o[i] = cg * d[i] + cx * p[i] + c0v;
+        }
+    }
+}
+
+static void K(batchnorm_grad_sums)(const float *x, const float *dy, const float *y, const float *mean,
+                                   int n, int c, size_t hw, int c0, int c1, float *sum_g, float *sum_gx) {
+    for (int ch = c0; ch < c1; ch++) K(grad_sums_of_channel)(x, dy, y, mean[ch], n, c, hw, ch, &sum_g[ch], &sum_gx[ch]);
+}
+
+static void K(batchnorm_backward_apply)(const float *x, const float *dy, const float *y, const float *mean,
+                                        const float *var, const float *gamma, const float *sum_g,
+                                        const float *sum_gx, float m, float *dx, int n, int c, size_t hw,
+                                        int c0, int c1, float eps) {
+    for (int ch = c0; ch < c1; ch++)
+        K(backward_of_channel)(x, dy, y, mean[ch], var[ch], gamma ? gamma[ch] : 1.0f, sum_g[ch], sum_gx[ch], m, dx,
+                               n, c, hw, ch, eps);
+}
+
 // Training-mode backward. With `y` (the fused ReLU's output) the incoming gradient is
 // masked by y > 0 first. Per channel over the M = N·HW values:
 //   dβ = Σ g,  dγ = Σ g·x̂,  dx = γ/(M·σ) · (M·g − dβ − x̂·dγ)
@@ -177,32 +229,25 @@ static void K(batchnorm_backward)(const float *x, const float *dy, const float *
                                   int n, int c, size_t hw, int c0, int c1, float eps) {
     float m = (float)((double)n * (double)hw);
     for (int ch = c0; ch < c1; ch++) {
-        float mu = mean[ch], inv_std = 1.0f / sqrtf(var[ch] + eps);
-        double sg = 0, sgx = 0;
-        for (int b = 0; b < n; b++) {
-            size_t off = ((size_t)b * c + ch) * hw;
-            float a, bb;
-            K(plane_grad_sums)(x + off, dy + off, y ? y + off : NULL, hw, mu, &a, &bb);
-            sg += a;
-            sgx += bb;
-        }
-        float sum_g = (float)sg, dg = (float)sgx * inv_std;
-        if (dgamma) dgamma[ch] = dg;
+        float sum_g, sum_gx;
+        K(grad_sums_of_channel)(x, dy, y, mean[ch], n, c, hw, ch, &sum_g, &sum_gx);
+        if (dgamma) dgamma[ch] = sum_gx / sqrtf(var[ch] + eps);
         if (dbeta) dbeta[ch] = sum_g;
-        float k = (gamma ? gamma[ch] : 1.0f) * inv_std / m;
-        // dx = k·(M·g − Σg − (x − μ)·σ⁻¹·dγ) = (k·M)·g + (−k·σ⁻¹·dγ)·x + k·(μ·σ⁻¹·dγ − Σg)
-        float cg = k * m, cx = -k * inv_std * dg, c0v = k * (mu * inv_std * dg - sum_g);
+        K(backward_of_channel)(x, dy, y, mean[ch], var[ch], gamma ? gamma[ch] : 1.0f, sum_g, sum_gx, m, dx, n, c, hw,
+                               ch, eps);
+    }
+}
+
+// Per-channel Σx (center NULL) or Σ(x − center[c])² over channels [c0, c1), plane sums in
+// float, totals in double (synchronised batch norm adds them up across processes).
+static void K(channel_sums)(const float *x, const float *center, int n, int c, size_t hw, int c0, int c1, double *out) {
+    for (int ch = c0; ch < c1; ch++) {
+        double s = 0;
         for (int b = 0; b < n; b++) {
-            size_t off = ((size_t)b * c + ch) * hw;
-            const float *restrict p = x + off, *restrict d = dy + off;
-            float *restrict o = dx + off;
-            if (y) {
-                const float *restrict yy = y + off;
-                for (size_t i = 0; i < hw; i++) { float g = d[i]; g = yy[i] > 0.0f ? g : 0.0f; o[i] = cg * g + cx * p[i] + c0v; }
-            } else {
-                for (size_t i = 0; i < hw; i++) o[i] = cg * d[i] + cx * p[i] + c0v;
-            }
+            const float *p = x + ((size_t)b * c + ch) * hw;
+            s += center ? K(plane_centered_squares)(p, hw, center[ch]) : K(plane_sum)(p, hw);
         }
+        out[ch] = s;
     }
 }
 
@@ -328,6 +373,9 @@ static const sprout_simd_table K(table) = {
     .sgd_step = K(sgd_step),
     .batchnorm_forward = K(batchnorm_forward),
     .batchnorm_backward = K(batchnorm_backward),
+    .batchnorm_grad_sums = K(batchnorm_grad_sums),
+    .batchnorm_backward_apply = K(batchnorm_backward_apply),
+    .channel_sums = K(channel_sums),
     .channel_affine = K(channel_affine),
     .maxpool_forward = K(maxpool_forward),
     .maxpool_backward = K(maxpool_backward),

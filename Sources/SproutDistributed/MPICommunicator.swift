@@ -77,6 +77,16 @@ public final class MPICommunicator: GradientReducer, @unchecked Sendable {
         allreduceSeconds += Date().timeIntervalSince(started)
     }
 
+    /// Sums `buffer` across ranks in place (synchronised batch-norm statistics).
+    public func sumAcrossRanks(_ buffer: UnsafeMutableBufferPointer<Double>) {
+        _ = sprout_mpi_allreduce_sum_double(buffer.baseAddress, Int32(buffer.count))
+    }
+
+    /// Normalise with the global batch's statistics from now on (`--sync-bn`).
+    public func synchronizeBatchNorm() {
+        BatchNormSynchronization.sumAcrossProcesses = { [self] in self.sumAcrossRanks($0) }
+    }
+
     /// Every rank's value, in rank order.
     public func allGather(_ value: UInt64) -> [UInt64] {
         var out = [UInt64](repeating: 0, count: size)

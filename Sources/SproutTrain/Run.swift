@@ -33,6 +33,8 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     public var translate: Int?
     /// Averaging over flipped/translated copies when evaluating.
     public var testTimeAugmentation: TestTimeAugmentation?
+    /// Data-parallel runs: batch-norm statistics over the global batch instead of each rank's.
+    public var syncBatchNorm: Bool?
     /// The recipe this configuration started from, if any.
     public var recipe: String?
     public var seed: UInt64 = 0

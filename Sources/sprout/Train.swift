@@ -48,6 +48,7 @@ struct Train: ParsableCommand {
     @Option(help: "Random seed (weights, data order, augmentation).") var seed: UInt64?
     @Option(help: "Checkpoint every N steps.") var checkpointEverySteps: Int?
     @Option(help: "Checkpoint every N seconds (default 600).") var checkpointEverySeconds: Double?
+    @Flag(help: "Under mpirun: batch-norm statistics over the global batch (default: each rank's own).") var syncBn = false
     @Flag(help: "Continue the run in --run-dir from its newest checkpoint.") var resume = false
     @OptionGroup var threadOptions: ThreadOptions
 
@@ -78,6 +79,7 @@ struct Train: ParsableCommand {
         c.augment = augment ?? c.augment
         c.translate = translate ?? c.translate
         c.testTimeAugmentation = tta ?? c.testTimeAugmentation
+        if syncBn { c.syncBatchNorm = true }
         if let seed { c.seed = seed }
         c.checkpointEverySteps = checkpointEverySteps ?? c.checkpointEverySteps
         c.checkpointEverySeconds = checkpointEverySeconds ?? c.checkpointEverySeconds
@@ -164,6 +166,7 @@ struct Train: ParsableCommand {
         let (optimizer, schedule) = try makeOptimizer(config, model: model, stepsPerEpoch: loader.batchesPerEpoch)
         let trainer = Trainer(model: model, optimizer: optimizer)
         trainer.gradientReducer = comm
+        if let comm, config.syncBatchNorm == true { comm.synchronizeBatchNorm() }
         trainer.schedule = schedule
         trainer.labelSmoothing = config.labelSmoothing
         trainer.clipNorm = config.clipNorm

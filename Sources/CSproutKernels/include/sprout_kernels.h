@@ -105,6 +105,14 @@ void sprout_batchnorm_forward(const float *x, float *y, const float *gamma, cons
 void sprout_batchnorm_backward(const float *x, const float *dy, const float *y, const float *mean, const float *var,
                                const float *gamma, float *dx, float *dgamma, float *dbeta, int n, int c, size_t hw,
                                int c0, int c1, float eps);
+/// Synchronised batch norm's pieces: per-channel Σx or Σ(x − center)² (double), the
+/// gradient sums Σg and Σg·(x − μ), and dx from sums over all M values of each channel.
+void sprout_channel_sums(const float *x, const float *center, int n, int c, size_t hw, int c0, int c1, double *out);
+void sprout_batchnorm_grad_sums(const float *x, const float *dy, const float *y, const float *mean, int n, int c,
+                                size_t hw, int c0, int c1, float *sum_g, float *sum_gx);
+void sprout_batchnorm_backward_apply(const float *x, const float *dy, const float *y, const float *mean,
+                                     const float *var, const float *gamma, const float *sum_g, const float *sum_gx,
+                                     float m, float *dx, int n, int c, size_t hw, int c0, int c1, float eps);
 /// y = x·scale[c] + shift[c] over planes [p0, p1) of [n·c, hw], optionally through ReLU.
 void sprout_channel_affine(const float *x, float *y, const float *scale, const float *shift, int c, size_t hw,
                            size_t p0, size_t p1, int relu);
@@ -140,6 +148,12 @@ typedef struct {
     void (*batchnorm_backward)(const float *, const float *, const float *, const float *, const float *,
                                const float *, float *, float *, float *, int, int, size_t, int, int, float);
     void (*channel_affine)(const float *, float *, const float *, const float *, int, size_t, size_t, size_t, int);
+    void (*batchnorm_grad_sums)(const float *, const float *, const float *, const float *, int, int, size_t, int, int,
+                                float *, float *);
+    void (*batchnorm_backward_apply)(const float *, const float *, const float *, const float *, const float *,
+                                     const float *, const float *, const float *, float, float *, int, int, size_t,
+                                     int, int, float);
+    void (*channel_sums)(const float *, const float *, int, int, size_t, int, int, double *);
     void (*maxpool_forward)(const float *, float *, int32_t *, const sprout_pool_geometry *, size_t, size_t);
     void (*maxpool_backward)(const float *, const int32_t *, float *, const sprout_pool_geometry *, size_t, size_t);
     void (*avgpool_forward)(const float *, float *, const sprout_pool_geometry *, int, size_t, size_t);

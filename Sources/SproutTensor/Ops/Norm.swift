@@ -17,6 +17,9 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, epsilon: Floa
     if let bias { precondition(bias.shape == [c], "batchNorm: bias must be [\(c)], got \(bias.shape)") }
     let m = n * hw
     precondition(m > 1, "batchNorm: needs more than one value per channel in training mode, got \(x.shape)")
+    if let sum = BatchNormSynchronization.sumAcrossProcesses {
+        return synchronizedBatchNorm(x, weight: weight, bias: bias, epsilon: epsilon, fusedReLU: fusedReLU, sum: sum)
+    }
     let mean = Tensor(uninitializedShape: [c]), variance = Tensor(uninitializedShape: [c])
     let y = Tensor(uninitializedShape: x.shape)
     let xs = SendablePointer(x.storage.pointer), ys = SendablePointer(y.storage.pointer)
@@ -41,6 +44,90 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, epsilon: Floa
         parallelFor(c, grain: grain(workPerItem: 3 * m)) { r in
             sprout_batchnorm_backward(xs.p, gs.p, fusedReLU ? ys.p : nil, ms.p, vs.p, gamma?.p, gxs.p, gg.p, gb.p,
                                       Int32(n), Int32(c), hw, Int32(r.lowerBound), Int32(r.upperBound), epsilon)
+        }
+        var grads: [Tensor?] = [gx]
+        if weight != nil { grads.append(gGamma) }
+        if bias != nil { grads.append(gBeta) }
+        return grads
+    }
+    return (out, mean, variance)
+}
+
+/// Sums per-channel statistics over the processes of a data-parallel job, so that batch norm
+/// normalises with the statistics of the global batch (PyTorch's SyncBatchNorm). Set once at
+/// start-up by `sprout train --sync-bn` under mpirun; nil (the default) keeps them per process.
+public enum BatchNormSynchronization {
+    nonisolated(unsafe) public static var sumAcrossProcesses: (@Sendable (UnsafeMutableBufferPointer<Double>) -> Void)?
+}
+
+/// Batch norm with statistics summed across processes.
+///   Forward: μ = Σx / M and σ² = Σ(x − μ)² / M with sums and M over every process's batch.
+///   Backward: dγ, dβ from this process's values (the gradient average across processes adds
+///   them up); dx = γ/(M·σ)·(M·g − Σg − x̂·Σg·x̂) with Σg, Σg·x̂ summed across processes.
+func synchronizedBatchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, epsilon: Float, fusedReLU: Bool,
+                           sum: @escaping @Sendable (UnsafeMutableBufferPointer<Double>) -> Void)
+    -> (output: Tensor, mean: Tensor, variance: Tensor) {
+    let (n, c) = (x.shape[0], x.shape[1])
+    let hw = x.rank == 4 ? x.shape[2] * x.shape[3] : 1
+    let xs = SendablePointer(x.storage.pointer)
+    // Σx per channel and the value count, summed across processes.
+    var totals = [Double](repeating: 0, count: c + 1)
+    totals.withUnsafeMutableBufferPointer { b in
+        let out = SendablePointer(b.baseAddress!)
+        parallelFor(c, grain: grain(workPerItem: n * hw)) { r in
+            sprout_channel_sums(xs.p, nil, Int32(n), Int32(c), hw, Int32(r.lowerBound), Int32(r.upperBound), out.p)
+        }
+        b[c] = Double(n * hw)
+        sum(b)
+    }
+    let count = totals[c]
+    let mean = Tensor(shape: [c], scalars: (0..<c).map { Float(totals[$0] / count) })
+    var squares = [Double](repeating: 0, count: c)
+    let ms = SendablePointer(mean.storage.pointer)
+    squares.withUnsafeMutableBufferPointer { b in
+        let out = SendablePointer(b.baseAddress!)
+        parallelFor(c, grain: grain(workPerItem: n * hw)) { r in
+            sprout_channel_sums(xs.p, ms.p, Int32(n), Int32(c), hw, Int32(r.lowerBound), Int32(r.upperBound), out.p)
+        }
+        sum(b)
+    }
+    let variance = Tensor(shape: [c], scalars: squares.map { Float($0 / count) })
+    // y = x·scale + shift, scale = γ/√(σ²+ε), shift = β − μ·scale
+    let scale = (weight ?? Tensor.ones([c])).detached / sqrt(variance + epsilon)
+    let shift = (bias ?? Tensor.zeros([c])).detached - mean * scale
+    let y = Tensor(uninitializedShape: x.shape)
+    let ys = SendablePointer(y.storage.pointer)
+    let ss = SendablePointer(scale.storage.pointer), ts = SendablePointer(shift.storage.pointer)
+    parallelFor(n * c, grain: grain(workPerItem: hw)) { r in
+        sprout_channel_affine(xs.p, ys.p, ss.p, ts.p, Int32(c), hw, r.lowerBound, r.upperBound, fusedReLU ? 1 : 0)
+    }
+    var inputs = [x]
+    if let weight { inputs.append(weight) }
+    if let bias { inputs.append(bias) }
+    let out = y.recorded(fusedReLU ? "syncBatchNormReLU" : "syncBatchNorm", inputs) { g in
+        let xs = SendablePointer(x.storage.pointer), ys = SendablePointer(y.storage.pointer)
+        let gs = SendablePointer(g.storage.pointer)
+        let ms = SendablePointer(mean.storage.pointer), vs = SendablePointer(variance.storage.pointer)
+        let sumG = Tensor(uninitializedShape: [c]), sumGX = Tensor(uninitializedShape: [c])
+        let sg = SendablePointer(sumG.storage.pointer), sgx = SendablePointer(sumGX.storage.pointer)
+        parallelFor(c, grain: grain(workPerItem: 2 * n * hw)) { r in
+            sprout_batchnorm_grad_sums(xs.p, gs.p, fusedReLU ? ys.p : nil, ms.p, Int32(n), Int32(c), hw,
+                                       Int32(r.lowerBound), Int32(r.upperBound), sg.p, sgx.p)
+        }
+        // This process's dγ and dβ; the global sums for dx.
+        let gBeta = sumG.detached, gGamma = sumGX / sqrt(variance + epsilon)
+        var global = (sumG.scalars + sumGX.scalars).map(Double.init)
+        global.withUnsafeMutableBufferPointer { sum($0) }
+        let globalG = Tensor(shape: [c], scalars: global[0..<c].map(Float.init))
+        let globalGX = Tensor(shape: [c], scalars: global[c...].map(Float.init))
+        let gx = Tensor(uninitializedShape: x.shape)
+        let gxs = SendablePointer(gx.storage.pointer)
+        let gamma = weight.map { SendablePointer($0.storage.pointer) }
+        let gg = SendablePointer(globalG.storage.pointer), ggx = SendablePointer(globalGX.storage.pointer)
+        parallelFor(c, grain: grain(workPerItem: 2 * n * hw)) { r in
+            sprout_batchnorm_backward_apply(xs.p, gs.p, fusedReLU ? ys.p : nil, ms.p, vs.p, gamma?.p, gg.p, ggx.p,
+                                            Float(count), gxs.p, Int32(n), Int32(c), hw, Int32(r.lowerBound),
+                                            Int32(r.upperBound), epsilon)
         }
         var grads: [Tensor?] = [gx]
         if weight != nil { grads.append(gGamma) }
