@@ -30,10 +30,6 @@ void sprout_add(const float *a, const float *b, float *z, size_t n) { active->ad
 void sprout_sub(const float *a, const float *b, float *z, size_t n) { active->sub(a, b, z, n); }
 void sprout_mul(const float *a, const float *b, float *z, size_t n) { active->mul(a, b, z, n); }
 void sprout_axpby(float a, const float *x, float b, const float *y, float *z, size_t n) { active->axpby(a, x, b, y, z, n); }
-void sprout_sgd_step(float *w, const float *g, float *buf, size_t n, float lr, float mu, float wd, int nesterov,
-                     int decoupled) {
-    active->sgd_step(w, g, buf, n, lr, mu, wd, nesterov, decoupled);
-}
 void sprout_batchnorm_forward(const float *x, float *y, const float *gamma, const float *beta, float *mean,
                               float *var, int n, int c, size_t hw, int c0, int c1, float eps, int relu) {
     active->batchnorm_forward(x, y, gamma, beta, mean, var, n, c, hw, c0, c1, eps, relu);

@@ -39,29 +39,6 @@ static void K(axpby)(float a, const float *restrict x, float b, const float *res
     for (size_t i = 0; i < n; i++) z[i] = a * x[i] + b * y[i];
 }
 
-// SGD with momentum, in place over one parameter tensor:
-//   d = g + wd·w (coupled);  buf = μ·buf + d;  d = d + μ·buf (Nesterov) or buf;
-//   w -= lr·(d + wd·w) (decoupled) or lr·d
-static void K(sgd_step)(float *restrict w, const float *restrict g, float *restrict buf, size_t n,
-                        float lr, float mu, float wd, int nesterov, int decoupled) {
-    float cwd = decoupled ? 0.0f : wd, dwd = decoupled ? wd : 0.0f;
-    if (!buf) {
-        for (size_t i = 0; i < n; i++) { float d = g[i] + cwd * w[i]; w[i] -= lr * (d + dwd * w[i]); }
-    } else if (nesterov) {
-        for (size_t i = 0; i < n; i++) {
-            float d = g[i] + cwd * w[i], b = mu * buf[i] + d;
-            buf[i] = b;
-            w[i] -= lr * (d + mu * b + dwd * w[i]);
-        }
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            float d = g[i] + cwd * w[i], b = mu * buf[i] + d;
-            buf[i] = b;
-            w[i] -= lr * (b + dwd * w[i]);
-        }
-    }
-}
-
 // ---- GELU (exact form, x·Φ(x)) ------------------------------------------------------
 // libm's erff and expf are scalar calls; these inline forms vectorise. exp: Cephes' expf
 // (range reduction by ln 2, degree-6 polynomial, 2^n from the exponent bits; relative
@@ -370,7 +347,6 @@ static const sprout_simd_table K(table) = {
     .sub = K(sub),
     .mul = K(mul),
     .axpby = K(axpby),
-    .sgd_step = K(sgd_step),
     .batchnorm_forward = K(batchnorm_forward),
     .batchnorm_backward = K(batchnorm_backward),
     .batchnorm_grad_sums = K(batchnorm_grad_sums),

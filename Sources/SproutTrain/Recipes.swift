@@ -88,7 +88,8 @@ public struct Recipe: Sendable {
         $0.epochs = 10
         $0.batchSize = 512
         $0.optimizer = "nesterov"
-        $0.learningRate = 0.2
+        // 0.2 reached 84.92% in the short setting, 0.4 86.68% (docs/results.md).
+        $0.learningRate = 0.4
         $0.momentum = 0.85
         $0.weightDecay = 5e-4
         $0.schedule = "onecycle"

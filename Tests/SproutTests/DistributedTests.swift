@@ -100,4 +100,26 @@ import SproutTensor
         // Per-rank statistics are a different (also valid) computation: visibly further away.
         #expect(localDifference > 10 * syncedDifference, "per rank \(localDifference) vs synchronised \(syncedDifference)")
     }
+
+    /// The same seed and thread count give the same run: identical weights and the same
+    /// validation accuracy to the last digit (dropout, shuffling and augmentation are seeded;
+    /// the kernels' choices are fixed rules, not timings).
+    @Test func sameSeedAndThreadsGiveTheSameRun() throws {
+        guard FileManager.default.isExecutableFile(atPath: CLITests.binary), FileManager.default.fileExists(atPath: Self.fashion) else {
+            print("skipped: needs the sprout binary and Fashion-MNIST")
+            return
+        }
+        let dir = TemporaryDirectory()
+        let common = ["train", "--dataset", "fashion-mnist", "--data-dir", Self.fashion, "--model", "mnist-cnn", "--steps", "20",
+                      "--batch-size", "32", "--val-split", "500", "--seed", "7", "--threads", "2", "--augment", "true"]
+        let first = try run(CLITests.binary, common + ["--run-dir", dir.file("a")])
+        let second = try run(CLITests.binary, common + ["--run-dir", dir.file("b")])
+        #expect(first.status == 0 && second.status == 0, "\(first.output)\n\(second.output)")
+        func accuracy(_ output: String) -> String? {
+            output.split(separator: "\n").first { $0.hasPrefix("done:") }.map { String($0.split(separator: "—").last ?? "") }
+        }
+        #expect(accuracy(first.output) != nil && accuracy(first.output) == accuracy(second.output))
+        let a = try weights(dir.file("a")), b = try weights(dir.file("b"))
+        for (name, t) in a { #expect(t.scalars == b[name]?.scalars, "\(name) differs") }
+    }
 }

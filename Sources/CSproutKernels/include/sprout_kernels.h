@@ -94,9 +94,6 @@ void sprout_sub(const float *a, const float *b, float *z, size_t n);
 void sprout_mul(const float *a, const float *b, float *z, size_t n);
 /// z = a·x + b·y
 void sprout_axpby(float a, const float *x, float b, const float *y, float *z, size_t n);
-/// One SGD step in place (buf NULL: no momentum). See SproutOptim.SGD for the rule.
-void sprout_sgd_step(float *w, const float *g, float *buf, size_t n, float lr, float mu, float wd, int nesterov,
-                     int decoupled);
 /// Batch norm with batch statistics over channels [c0, c1) of x: [n, c, hw]; writes y,
 /// mean and biased variance; relu != 0 fuses a ReLU on the output. gamma/beta may be NULL.
 void sprout_batchnorm_forward(const float *x, float *y, const float *gamma, const float *beta, float *mean,
@@ -142,7 +139,6 @@ typedef struct {
     void (*sub)(const float *, const float *, float *, size_t);
     void (*mul)(const float *, const float *, float *, size_t);
     void (*axpby)(float, const float *, float, const float *, float *, size_t);
-    void (*sgd_step)(float *, const float *, float *, size_t, float, float, float, int, int);
     void (*batchnorm_forward)(const float *, float *, const float *, const float *, float *, float *, int, int,
                               size_t, int, int, float, int);
     void (*batchnorm_backward)(const float *, const float *, const float *, const float *, const float *,
