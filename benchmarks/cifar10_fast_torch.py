@@ -4,7 +4,8 @@
 Same data (the CIFAR-10 binary training batches, last 5,000 images held out), same split,
 same thread count and the same settings: they are read from
 `sprout train --recipe cifar10-fast --print-config`, so the two cannot drift apart. The net
-is torch_peer.airbench (parameter count equal to Sprout's); the whitening filters come from
+is torch_peer.airbench (parameter count equal to Sprout's; identity-initialised convolutions,
+frozen batch-norm scales, biases at 64x the learning rate); the whitening filters come from
 the first 5,000 training images as in Sprout; EMA weights with TensorFlow's num_updates rule;
 flip + translate test-time augmentation. Prints one line per epoch (elapsed seconds, val
 accuracy) and the time to the target accuracy.
@@ -99,12 +100,20 @@ def main():
     steps_per_epoch = len(xtr) // batch
     total = epochs * steps_per_epoch
     warm = max(1, int(total * cfg["warmupFraction"]))
-    opt = torch.optim.SGD(params, lr=lr, momentum=cfg["momentum"], nesterov=True, weight_decay=cfg["weightDecay"])
+    wd = cfg["weightDecay"]
+    # Batch-norm biases: 64x the learning rate, 1/64 the decay (Sprout's learningRateScale/weightDecayScale).
+    biases = [q for q in params if getattr(q, "airbench_bias", False)]
+    others = [q for q in params if not getattr(q, "airbench_bias", False)]
+    opt = torch.optim.SGD([dict(params=others, scale=1.0, weight_decay=wd),
+                           dict(params=biases, scale=64.0, weight_decay=wd / 64)],
+                          lr=lr, momentum=cfg["momentum"], nesterov=True)
+    start, end = cfg.get("scheduleStart", 0.1), cfg.get("scheduleEnd", 0.0)
 
-    def rate(step):  # Sprout's one-cycle: lr/10 → lr over the warm-up, then → 0
+    def rate(step):  # Sprout's one-cycle: start·lr → lr over the warm-up, then → end·lr
         if step <= warm:
-            return lr / 10 + (lr - lr / 10) * step / warm
-        return lr * max(0.0, (total - step) / max(1, total - warm))
+            return lr * (start + (1 - start) * step / warm)
+        t = min(1.0, (step - warm) / max(1, total - warm))
+        return lr * (1 + (end - 1) * t)
 
     ema = copy.deepcopy(model)
     decay, updates = cfg.get("emaDecay"), 0
@@ -122,7 +131,7 @@ def main():
             flip = torch.rand(len(idx), generator=gen) < 0.5
             xb[flip] = xb[flip].flip(3)
             for g in opt.param_groups:
-                g["lr"] = rate(step)
+                g["lr"] = rate(step) * g["scale"]
             loss = F.cross_entropy(model(xb), ytr[idx], label_smoothing=cfg["labelSmoothing"])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -136,9 +145,11 @@ def main():
                     for s, q in zip(ema.buffers(), model.buffers()):
                         s.copy_(q)
                 updates += 1
-        acc = evaluate(ema if decay else model, xva, yva, cfg.get("testTimeAugmentation"))
+        # As Sprout: plain validation every epoch, test-time augmentation at the last one.
+        last = epoch + 1 == epochs
+        acc = evaluate(ema if decay else model, xva, yva, cfg.get("testTimeAugmentation") if last else None)
         elapsed = time.time() - started
-        print(f"epoch {epoch + 1}: {elapsed:.0f} s, loss {loss.item():.4f}, val accuracy {acc:.4f}", flush=True)
+        print(f"epoch {epoch + 1}: {elapsed:.0f} s, loss {loss.item():.4f}, val accuracy {acc:.4f}{' (TTA)' if last else ''}", flush=True)
         if reached is None and acc >= a.target:
             reached = elapsed
     print(json.dumps({"recipe": a.recipe, "final_accuracy": acc, "seconds": time.time() - started,

@@ -85,9 +85,21 @@ def resnet9(width=1.0, classes=10):
 
 
 def airbench(classes=10, widths=(64, 256, 256)):
+    # As Sprout's Airbench (and airbench94): identity-initialised convolutions, frozen
+    # batch-norm scales; biases marked for 64x the learning rate (cifar10_fast_torch.py).
+    def conv(i, o):
+        c = nn.Conv2d(i, o, 3, padding=1, bias=False)
+        nn.init.dirac_(c.weight.data[:min(i, o)])
+        return c
+
+    def norm(o):
+        bn = nn.BatchNorm2d(o, eps=1e-12, momentum=0.4)
+        bn.weight.requires_grad_(False)
+        bn.bias.airbench_bias = True
+        return bn
+
     def group(i, o):
-        return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(o, eps=1e-12, momentum=0.4),
-                nn.GELU(), nn.Conv2d(o, o, 3, padding=1, bias=False), nn.BatchNorm2d(o, eps=1e-12, momentum=0.4), nn.GELU()]
+        return [conv(i, o), nn.MaxPool2d(2), norm(o), nn.GELU(), conv(o, o), norm(o), nn.GELU()]
 
     whiten = nn.Conv2d(3, 24, 2)
     whiten.weight.requires_grad_(False)

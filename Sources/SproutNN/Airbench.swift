@@ -3,7 +3,8 @@ import SproutTensor
 /// The network of Keller Jordan's airbench94: a frozen 2×2 whitening convolution
 /// (initialised from training-patch statistics by `initializeWhitening`), three groups of
 /// conv3×3 → maxpool → BN → GELU → conv3×3 → BN → GELU, a max-pool head and a linear
-/// layer scaled by 1/9.
+/// layer scaled by 1/9; identity-initialised convolutions and frozen batch-norm scales, as
+/// in airbench94.
 public final class Airbench: Layer {
     public let whiten: Conv2D
     public let body: Sequential
@@ -17,11 +18,8 @@ public final class Airbench: Layer {
         whiten.weight.isTrainable = false
         whiten.bias?.isTrainable = false
         func group(_ i: Int, _ o: Int) -> [any Layer] {
-            [Conv2D(inChannels: i, outChannels: o, kernelSize: 3, padding: .same, bias: false, weightInitializer: .torchDefault),
-             MaxPool2D(kernelSize: 2),
-             BatchNorm2D(features: o, momentum: 0.4, epsilon: 1e-12), GELU(),
-             Conv2D(inChannels: o, outChannels: o, kernelSize: 3, padding: .same, bias: false),
-             BatchNorm2D(features: o, momentum: 0.4, epsilon: 1e-12), GELU()]
+            [Airbench.conv(i, o), MaxPool2D(kernelSize: 2), Airbench.batchNorm(o), GELU(),
+             Airbench.conv(o, o), Airbench.batchNorm(o), GELU()]
         }
         body = Sequential {
             GELU()
@@ -33,6 +31,30 @@ public final class Airbench: Layer {
             Linear(inFeatures: widths[2], outFeatures: classes, bias: false)
             Scale(1.0 / 9)
         }
+    }
+
+    /// airbench's convolution: PyTorch's default initialisation, then the first `i` filters
+    /// replaced by the identity (`dirac_`), so each block starts close to passing its input on.
+    static func conv(_ i: Int, _ o: Int) -> Conv2D {
+        let conv = Conv2D(inChannels: i, outChannels: o, kernelSize: 3, padding: .same, bias: false, weightInitializer: .torchDefault)
+        var w = conv.weight.value
+        w.withMutableData { p in
+            for f in 0..<min(i, o) {
+                for c in 0..<i { for k in 0..<9 { p[(f * i + c) * 9 + k] = c == f && k == 4 ? 1 : 0 } }
+            }
+        }
+        conv.weight.value = w
+        return conv
+    }
+
+    /// airbench's batch norm: scales frozen at 1; biases learn at 64× the learning rate with
+    /// 1/64 the weight decay (the same shrink per step as every other parameter).
+    static func batchNorm(_ features: Int) -> BatchNorm2D {
+        let bn = BatchNorm2D(features: features, momentum: 0.4, epsilon: 1e-12)
+        bn.weight?.isTrainable = false
+        bn.bias?.learningRateScale = 64
+        bn.bias?.weightDecayScale = 1.0 / 64
+        return bn
     }
 
     public func forward(_ x: Tensor) -> Tensor { body.forward(whiten.forward(x)) }

@@ -11,6 +11,10 @@ public final class Parameter: @unchecked Sendable {
     public var weightDecay: Float?
     /// Learning-rate multiplier (e.g. batch-norm biases trained faster). nil = 1.
     public var learningRateScale: Float?
+    /// Weight-decay multiplier, applied to whichever decay is in effect. airbench gives
+    /// batch-norm biases 64× the learning rate and 1/64 the decay, so that the shrink per
+    /// step (lr·wd) matches the other parameters'. nil = 1.
+    public var weightDecayScale: Float?
 
     public init(_ value: Tensor, trainable: Bool = true, weightDecay: Float? = nil) {
         self.value = value

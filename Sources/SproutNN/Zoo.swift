@@ -25,6 +25,7 @@ public enum Zoo {
     public static let entries: [Entry] = [
         Entry(name: "mlp", summary: "two hidden layers of 512 and 256 with ReLU", defaultInput: [1, 28, 28]),
         Entry(name: "mnist-cnn", summary: "Keras's MNIST CNN: conv3×3 32, conv3×3 64, maxpool, dropout, fc 128, fc", defaultInput: [1, 28, 28]),
+        Entry(name: "mnist-bn", summary: "four conv3×3 + batch-norm layers (32, 64, 64, 128), three maxpools, fc", defaultInput: [1, 28, 28]),
         Entry(name: "lenet5", summary: "LeNet-5 with ReLU and max pooling", defaultInput: [1, 28, 28]),
         Entry(name: "tf-cifar10", summary: "the TensorFlow CIFAR-10 tutorial net (LRN, 1,068,298 parameters)", defaultInput: [3, 24, 24]),
         Entry(name: "tf-cifar10-nolrn", summary: "the TensorFlow tutorial net without its two LRN layers", defaultInput: [3, 24, 24]),
@@ -63,6 +64,20 @@ public enum Zoo {
                 Linear(inFeatures: flat, outFeatures: 128); ReLU()
                 Dropout(probability: 0.5)
                 Linear(inFeatures: 128, outFeatures: classes)
+            }
+        case "mnist-bn":
+            // Batch norm instead of dropout: the Keras CNN underfits once the digits are
+            // translated (98.6% training accuracy), this one reaches ≥ 99.5% (docs/results.md).
+            guard h >= 8, w >= 8 else { throw ModelError.unsupportedInput(model: name, shape: inputShape, expected: "at least 8×8") }
+            func block(_ i: Int, _ o: Int) -> [any Layer] {
+                [Conv2D(inChannels: i, outChannels: o, kernelSize: 3, padding: .same, bias: false), BatchNorm2D(features: o), ReLU()]
+            }
+            return Sequential {
+                block(c, 32); MaxPool2D(kernelSize: 2)
+                block(32, 64); block(64, 64); MaxPool2D(kernelSize: 2)
+                block(64, 128); MaxPool2D(kernelSize: 2)
+                Flatten()
+                Linear(inFeatures: 128 * (h / 8) * (w / 8), outFeatures: classes)
             }
         case "lenet5":
             guard h >= 12, w >= 12 else { throw ModelError.unsupportedInput(model: name, shape: inputShape, expected: "at least 12×12") }

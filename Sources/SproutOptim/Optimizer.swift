@@ -61,7 +61,7 @@ public class GroupedOptimizer {
                 guard let g = gradients[p] else { continue }
                 precondition(g.shape == p.value.shape, "optimizer: gradient \(g.shape) for parameter \(p.value.shape)")
                 let lr = learningRate * group.learningRateScale * (p.learningRateScale ?? 1)
-                let wd = p.weightDecay ?? group.weightDecay ?? weightDecay
+                let wd = (p.weightDecay ?? group.weightDecay ?? weightDecay) * (p.weightDecayScale ?? 1)
                 result.append((p, g, lr, wd))
             }
         }

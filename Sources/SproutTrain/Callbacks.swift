@@ -63,7 +63,7 @@ public final class ProgressCallback: TrainingCallback {
     public func epochEnd(_ trainer: Trainer, epoch: Int, logs: [String: Double]) {
         if interactive { FileHandle.standardOutput.write(Data("\n".utf8)) }
         var parts = ["epoch \(epoch + 1)/\(totalEpochs) done in \(formatDuration(Date().timeIntervalSince(started)))"]
-        for key in ["train/loss", "train/accuracy", "val/loss", "val/accuracy", "val/top5", "train/images_per_second"] {
+        for key in ["train/loss", "train/accuracy", "val/loss", "val/accuracy", "val/top5", "val_tta/accuracy", "train/images_per_second"] {
             if let v = logs[key] { parts.append(String(format: "%@ %.4f", key, v)) }
         }
         output(parts.joined(separator: "  "))

@@ -17,35 +17,41 @@ public struct Recipe: Sendable {
         return r
     }
 
-    /// MNIST, last 5,000 training images held out: the PyTorch example's CNN with small
-    /// translations, Nesterov SGD on a one-cycle schedule and light label smoothing.
-    public static let mnist = Recipe(name: "mnist", summary: "mnist-cnn on MNIST, ≥ 99.5% on the last 5,000 training images") {
+    /// MNIST, last 5,000 training images held out: a small batch-norm CNN (the Keras CNN
+    /// with dropout stopped at 99.38%, underfitting the translated digits), 2-pixel
+    /// translations, Nesterov SGD on a one-cycle schedule, light label smoothing.
+    public static let mnist = Recipe(name: "mnist", summary: "mnist-bn on MNIST, ≥ 99.5% on the last 5,000 training images") {
         $0.dataset = "mnist"
-        $0.model = "mnist-cnn"
+        $0.model = "mnist-bn"
         $0.validationSplit = 5000
         $0.augment = true
-        $0.epochs = 12
+        $0.translate = 2
+        $0.flip = false
+        $0.epochs = 8
         $0.batchSize = 128
         $0.optimizer = "nesterov"
-        $0.learningRate = 0.05
+        $0.learningRate = 0.1
         $0.weightDecay = 5e-4
         $0.schedule = "onecycle"
         $0.warmupFraction = 0.15
         $0.labelSmoothing = 0.05
     }
 
-    /// Fashion-MNIST (Debian's dataset-fashion-mnist), evaluated on the official test split.
-    public static let fashionMNIST = Recipe(name: "fashion-mnist", summary: "mnist-cnn on Fashion-MNIST, ≥ 93% on the test split") {
+    /// Fashion-MNIST (Debian's dataset-fashion-mnist), evaluated on the official test split;
+    /// clothes may be mirrored, digits may not.
+    public static let fashionMNIST = Recipe(name: "fashion-mnist", summary: "mnist-bn on Fashion-MNIST, ≥ 93% on the test split") {
         $0 = mnist.configuration
         $0.dataset = "fashion-mnist"
         $0.validationSplit = nil
+        $0.flip = true
         $0.labelSmoothing = 0.1
     }
 
     /// The TensorFlow CIFAR-10 tutorial as written: plain SGD at 0.1, ×0.1 every 350 epochs
     /// (so constant over any run that fits in a day), weight decay 0.004 on the two hidden
     /// fully connected layers only (set by the model), EMA 0.9999 weights for evaluation,
-    /// random 24×24 crops and flips, per-image standardisation.
+    /// random 24×24 crops and flips, per-image standardisation; 50 epochs, about an hour on
+    /// our 2-core machine.
     public static let cifar10Tutorial = Recipe(name: "cifar10-tutorial", summary: "the TF tutorial's net and recipe (SGD, staircase decay, EMA)") {
         $0.dataset = "cifar10"
         $0.model = "tf-cifar10"
@@ -62,10 +68,11 @@ public struct Recipe: Sendable {
     }
 
     /// The same net with a modern schedule: Nesterov momentum, one-cycle learning rate,
-    /// label smoothing.
+    /// label smoothing, 5e-4 weight decay on the other weights, 12 epochs (a quarter hour).
     public static let cifar10TutorialModern = Recipe(name: "cifar10-tutorial-modern", summary: "the TF tutorial's net, Nesterov one-cycle schedule") {
         $0 = cifar10Tutorial.configuration
-        $0.epochs = 20
+        $0.epochs = 12
+        $0.weightDecay = 5e-4
         $0.optimizer = "nesterov"
         $0.learningRate = 0.05
         $0.momentum = 0.9
@@ -75,25 +82,33 @@ public struct Recipe: Sendable {
         $0.emaDecay = nil
     }
 
-    /// airbench94's recipe (Keller Jordan) as far as Sprout's pieces go: the whitened net,
-    /// batch-norm momentum 0.4 (set by the model), Nesterov SGD at momentum 0.85, label
-    /// smoothing 0.2, flips and 2-pixel reflect-padded translations, EMA weights, and
-    /// flip + 1-pixel-translate test-time augmentation.
-    public static let cifar10Fast = Recipe(name: "cifar10-fast", summary: "airbench-style net and recipe, aiming at 94%") {
+    /// airbench94's recipe (Keller Jordan) as far as Sprout's pieces go. The model brings
+    /// the whitened net, identity-initialised convolutions, batch norm with momentum 0.4,
+    /// frozen scales and biases at 64× the learning rate. The recipe: Nesterov SGD at
+    /// momentum 0.85 with airbench's learning rate and decay translated to a mean loss
+    /// (lr = 11.5·B/(1024·(1 + 1/0.15)) = 0.75 at B = 512; L2 decay 0.0153/11.5), its
+    /// schedule (0.2 → 1 over 23% of the steps, then down to 0.07), label smoothing 0.2,
+    /// flips and 2-pixel reflect-padded translations, EMA weights, and flip + 1-pixel-
+    /// translate test-time augmentation at the end. Seven epochs fit 45 minutes on our
+    /// 2-core machine (airbench94 trains 9.9 on a GPU). Left out: lookahead (EMA instead)
+    /// and training the whitening bias for the first epochs.
+    public static let cifar10Fast = Recipe(name: "cifar10-fast", summary: "airbench-style net and recipe, 7 epochs (≤ 45 minutes on 2 cores)") {
         $0.dataset = "cifar10"
         $0.model = "airbench"
         $0.validationSplit = 5000
         $0.augment = true
         $0.translate = 2
-        $0.epochs = 10
+        $0.flip = true
+        $0.epochs = 7
         $0.batchSize = 512
         $0.optimizer = "nesterov"
-        // 0.2 reached 84.92% in the short setting, 0.4 86.68% (docs/results.md).
-        $0.learningRate = 0.4
+        $0.learningRate = 0.75
         $0.momentum = 0.85
-        $0.weightDecay = 5e-4
+        $0.weightDecay = 0.0153 / 11.5
         $0.schedule = "onecycle"
         $0.warmupFraction = 0.23
+        $0.scheduleStart = 0.2
+        $0.scheduleEnd = 0.07
         $0.labelSmoothing = 0.2
         $0.emaDecay = 0.99
         $0.testTimeAugmentation = .flipTranslate

@@ -23,6 +23,10 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     public var weightDecay: Float = 5e-4
     public var schedule = "onecycle"
     public var warmupFraction: Float = 0.2
+    /// One-cycle schedule: the learning rate at the first and the last step, as fractions
+    /// of the peak (nil: 0.1 and 0).
+    public var scheduleStart: Float?
+    public var scheduleEnd: Float?
     public var labelSmoothing: Float = 0
     public var emaDecay: Float?
     public var clipNorm: Float?
@@ -31,6 +35,9 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     /// Random translation in pixels (reflect padding) for non-TF models; nil = the default
     /// (4 for colour images, 2 for grey).
     public var translate: Int?
+    /// Random horizontal flips; nil = the default (on for colour images, off for grey:
+    /// a mirrored digit is another symbol, a mirrored shirt is still a shirt).
+    public var flip: Bool?
     /// Averaging over flipped/translated copies when evaluating.
     public var testTimeAugmentation: TestTimeAugmentation?
     /// Data-parallel runs: batch-norm statistics over the global batch instead of each rank's.
@@ -137,7 +144,7 @@ public struct RunData {
             // (available through Augmentation for longer ones).
             augmentation = isTF ? Augmentation(randomCrop: true, horizontalFlip: true)
                                 : Augmentation(randomCropPadding: config.translate ?? (colour ? 4 : 2),
-                                               paddingMode: colour ? .reflect : .zero, horizontalFlip: colour)
+                                               paddingMode: colour ? .reflect : .zero, horizontalFlip: config.flip ?? colour)
         }
         return RunData(train: train, validation: validation, validationName: validationName,
                        preprocessing: preprocessing, modelInput: input, augmentation: augmentation, skippedImages: skipped)
@@ -201,7 +208,8 @@ public func makeOptimizer(_ config: RunConfiguration, model: any Layer, stepsPer
     let schedule: any LearningRateSchedule
     switch config.schedule {
     case "constant": schedule = ConstantSchedule(lr)
-    case "onecycle": schedule = PiecewiseLinear.oneCycle(totalSteps: totalSteps, peak: lr, warmupFraction: config.warmupFraction, start: lr / 10)
+    case "onecycle": schedule = PiecewiseLinear.oneCycle(totalSteps: totalSteps, peak: lr, warmupFraction: config.warmupFraction,
+                                                         start: lr * (config.scheduleStart ?? 0.1), end: lr * (config.scheduleEnd ?? 0))
     case "cosine": schedule = CosineDecay(initial: lr, totalSteps: totalSteps, warmupSteps: Int(Float(totalSteps) * config.warmupFraction))
     case "staircase":
         // TensorFlow tutorial: ×0.1 every 350 epochs (of 50,000 images at batch 128).

@@ -161,11 +161,21 @@ public final class Trainer {
                 logs["train/images_per_second"] = imagesPerSecond
             }
             if finished, let validation {
-                let e = evaluate(validation)
+                // Test-time augmentation costs several passes, so only the final evaluation
+                // pays for it; `val/*` stays the plain series and the final adds `val_tta/*`.
+                let e = evaluate(validation, testTimeAugmentation: TestTimeAugmentation.none)
                 lastEvaluation = e
                 logs["val/loss"] = e.loss
                 logs["val/accuracy"] = e.top1
                 logs["val/top5"] = e.top5
+                let last = epoch + 1 >= epochs || (maxSteps.map { step >= $0 } ?? false)
+                if last && testTimeAugmentation != .none {
+                    let t = evaluate(validation)
+                    lastEvaluation = t
+                    logs["val_tta/loss"] = t.loss
+                    logs["val_tta/accuracy"] = t.top1
+                    logs["val_tta/top5"] = t.top5
+                }
             }
             if finished {
                 history.append(logs)
@@ -178,8 +188,10 @@ public final class Trainer {
 
     /// Loss, top-1/top-5 and the confusion matrix on `loader`, in evaluation mode, with the
     /// EMA weights when there are any.
-    public func evaluate(_ loader: DataLoader, useEMA: Bool = true) -> Evaluation {
-        let run = { evaluateModel(self.model, on: loader, testTimeAugmentation: self.testTimeAugmentation) }
+    /// `testTimeAugmentation` nil: the trainer's setting.
+    public func evaluate(_ loader: DataLoader, useEMA: Bool = true, testTimeAugmentation: TestTimeAugmentation? = nil) -> Evaluation {
+        let views = testTimeAugmentation ?? self.testTimeAugmentation
+        let run = { evaluateModel(self.model, on: loader, testTimeAugmentation: views) }
         if useEMA, let ema { return ema.withAveragedWeights(run) }
         return run()
     }

@@ -37,13 +37,16 @@ struct Train: ParsableCommand {
     @Option(help: "Weight decay (L2 for sgd/adam, decoupled for adamw).") var weightDecay: Float?
     @Option(help: "constant, onecycle, cosine or staircase.") var schedule: String?
     @Option(help: "Fraction of the run spent warming up (onecycle, cosine).") var warmup: Float?
+    @Option(help: "One-cycle: learning rate at the first step, as a fraction of the peak (default 0.1).") var lrStart: Float?
+    @Option(help: "One-cycle: learning rate at the last step, as a fraction of the peak (default 0).") var lrEnd: Float?
     @Option(help: "Label smoothing ε.") var labelSmoothing: Float?
     @Option(help: "Keep an exponential moving average of the weights with this decay (evaluation uses it).") var ema: Float?
     @Option(help: "Clip gradients to this global L2 norm.") var clipNorm: Float?
     @Option(help: "Hold out the last N training images for validation (default: the test split when present).") var valSplit: Int?
     @Option(help: "Augment training images (flip/crop/translate): true or false. Default: on for colour datasets.") var augment: Bool?
     @Option(help: "Random translation in pixels when augmenting (default 4 for colour, 2 for grey).") var translate: Int?
-    @Option(help: "Test-time augmentation for evaluation: none, flip or flip-translate.") var tta: TestTimeAugmentation?
+    @Option(help: "Random horizontal flips when augmenting: true or false. Default: on for colour datasets.") var flip: Bool?
+    @Option(help: "Test-time augmentation for the final evaluation (epochs before it evaluate plain images): none, flip or flip-translate.") var tta: TestTimeAugmentation?
     @Option(help: "Run directory (default runs/<dataset>-<model>-<time>).") var runDir: String?
     @Option(help: "Random seed (weights, data order, augmentation).") var seed: UInt64?
     @Option(help: "Checkpoint every N steps.") var checkpointEverySteps: Int?
@@ -72,12 +75,15 @@ struct Train: ParsableCommand {
         if let weightDecay { c.weightDecay = weightDecay }
         if let schedule { c.schedule = schedule }
         if let warmup { c.warmupFraction = warmup }
+        c.scheduleStart = lrStart ?? c.scheduleStart
+        c.scheduleEnd = lrEnd ?? c.scheduleEnd
         if let labelSmoothing { c.labelSmoothing = labelSmoothing }
         c.emaDecay = ema ?? c.emaDecay
         c.clipNorm = clipNorm ?? c.clipNorm
         c.validationSplit = valSplit ?? c.validationSplit
         c.augment = augment ?? c.augment
         c.translate = translate ?? c.translate
+        c.flip = flip ?? c.flip
         c.testTimeAugmentation = tta ?? c.testTimeAugmentation
         if syncBn { c.syncBatchNorm = true }
         if let seed { c.seed = seed }
@@ -238,8 +244,9 @@ struct Train: ParsableCommand {
             return
         }
         let final = trainer.lastEvaluation ?? trainer.evaluate(validation)
-        print(String(format: "done: %d steps in %@ (%.1f img/s) — %@ accuracy %.4f (top-5 %.4f), loss %.4f", trainer.step,
-                     formatDuration(wall), imagesPerSecond, data.validationName, final.top1, final.top5, final.loss))
+        let views = trainer.testTimeAugmentation == .none ? "" : " with \(trainer.testTimeAugmentation.rawValue) test-time augmentation"
+        print(String(format: "done: %d steps in %@ (%.1f img/s) — %@ accuracy%@ %.4f (top-5 %.4f), loss %.4f", trainer.step,
+                     formatDuration(wall), imagesPerSecond, data.validationName, views, final.top1, final.top5, final.loss))
         if let m = checkpointCallback.lastManifest { print("checkpoint: \(m)") }
     }
 }

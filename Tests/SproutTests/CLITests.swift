@@ -119,6 +119,11 @@ import SproutData
         let object = try JSONSerialization.jsonObject(with: Data(fast.stdout.utf8)) as? [String: Any]
         #expect(object?["model"] as? String == "airbench" && object?["epochs"] as? Int == 3)
         #expect(object?["testTimeAugmentation"] as? String == "flip" && object?["validationSplit"] as? Int == 5000)
+        let fashion = try sprout(["train", "--recipe", "fashion-mnist", "--flip", "false", "--lr-start", "0.3", "--lr-end", "0.05", "--print-config"])
+        let f = try JSONSerialization.jsonObject(with: Data(fashion.stdout.utf8)) as? [String: Any]
+        #expect(f?["flip"] as? Bool == false && f?["model"] as? String == "mnist-bn")
+        #expect((f?["scheduleStart"] as? Double).map { abs($0 - 0.3) < 1e-6 } == true)
+        #expect((f?["scheduleEnd"] as? Double).map { abs($0 - 0.05) < 1e-6 } == true)
         let unknown = try sprout(["train", "--recipe", "imagenet-in-a-minute", "--print-config"])
         #expect(unknown.status != 0 && unknown.stderr.contains("unknown recipe 'imagenet-in-a-minute'"))
     }

@@ -15,7 +15,7 @@ import SproutTensor
         #expect(decayed == ["9.weight", "11.weight"])
     }
 
-    @Test(arguments: ["mlp", "mnist-cnn", "lenet5", "tf-cifar10", "tf-cifar10-nolrn", "resnet9", "airbench", "resnet18"])
+    @Test(arguments: ["mlp", "mnist-cnn", "mnist-bn", "lenet5", "tf-cifar10", "tf-cifar10-nolrn", "resnet9", "airbench", "resnet18"])
     func everyZooModelBuildsAndRuns(name: String) throws {
         seedEverything(1)
         let entry = try #require(Zoo.entries.first { $0.name == name })
@@ -27,6 +27,30 @@ import SproutTensor
         #expect(model.parameterCount > 0)
         let names = model.namedParameters.map(\.name)
         #expect(Set(names).count == names.count, "parameter names are unique")
+    }
+
+    /// airbench94's details: identity-initialised convolutions, frozen batch-norm scales,
+    /// biases at 64× the learning rate and 1/64 the decay.
+    @Test func airbenchInitialisesAndFreezesLikeAirbench94() throws {
+        seedEverything(2)
+        let model = Airbench(widths: [32, 64, 64])
+        let convs = model.body.layers.compactMap { $0 as? Conv2D }
+        let norms = model.body.layers.compactMap { $0 as? BatchNorm2D }
+        #expect(convs.count == 6 && norms.count == 6)
+        for conv in convs {
+            let (o, i) = (conv.weight.shape[0], conv.weight.shape[1])
+            let w = conv.weight.value.scalars
+            #expect(o >= i)
+            for f in 0..<min(i, o) { for c in 0..<i { for k in 0..<9 {
+                #expect(w[(f * i + c) * 9 + k] == (c == f && k == 4 ? 1 : 0))
+            } } }
+            // The filters past the identity keep PyTorch's default initialisation.
+            if o > i { #expect(w[(i * i * 9)...].contains { $0 != 0 }) }
+        }
+        for bn in norms {
+            #expect(bn.weight?.isTrainable == false)
+            #expect(bn.bias?.learningRateScale == 64 && bn.bias?.weightDecayScale == 1.0 / 64)
+        }
     }
 
     @Test func unknownModelNamesTheZoo() {

@@ -68,6 +68,18 @@ func gradients(_ model: Scalar, _ g: [Float]) -> Gradients {
         #expect(abs(b.w.value.scalars[0] - 0.8) < 1e-6)     // g + wd·w = 2
     }
 
+    /// airbench's batch-norm biases: 64× the learning rate, 1/64 the decay, so that the
+    /// shrink per step (lr·wd·w) equals that of a parameter with neither.
+    @Test func weightDecayScaleKeepsTheShrinkPerStep() {
+        let plain = Scalar([1.0]), fast = Scalar([1.0])
+        fast.w.learningRateScale = 64
+        fast.w.weightDecayScale = 1.0 / 64
+        let sgd = SGD(groups: [ParameterGroup([plain.w, fast.w])], learningRate: 0.01, weightDecay: 0.5)
+        sgd.update(along: Gradients(parameters: [plain.w, fast.w], tensors: [Tensor([0]), Tensor([0])]))
+        #expect(abs(plain.w.value.scalars[0] - (1 - 0.01 * 0.5)) < 1e-7)
+        #expect(abs(fast.w.value.scalars[0] - plain.w.value.scalars[0]) < 1e-7)
+    }
+
     @Test func schedules() {
         let tf = ExponentialDecay(initial: 0.1, decaySteps: 100, decayRate: 0.1, staircase: true)
         #expect(tf.learningRate(at: 99) == 0.1)
@@ -80,6 +92,10 @@ func gradients(_ model: Scalar, _ g: [Float]) -> Gradients {
         #expect(cycle.learningRate(at: 20) == 1)
         #expect(abs(cycle.learningRate(at: 60) - 0.5) < 1e-6)
         #expect(cycle.learningRate(at: 500) == 0)
+        // airbench's shape: 0.2 → 1 over 23%, then down to 0.07.
+        let airbench = PiecewiseLinear.oneCycle(totalSteps: 100, peak: 2, warmupFraction: 0.23, start: 0.4, end: 0.14)
+        #expect(abs(airbench.learningRate(at: 0) - 0.4) < 1e-6 && airbench.learningRate(at: 23) == 2)
+        #expect(abs(airbench.learningRate(at: 100) - 0.14) < 1e-6)
         let cosine = CosineDecay(initial: 1, totalSteps: 100)
         #expect(cosine.learningRate(at: 0) == 1)
         #expect(abs(cosine.learningRate(at: 50) - 0.5) < 1e-6)

@@ -278,6 +278,23 @@ final class Diverge: TrainingCallback {
 
 /// Test-time augmentation averages logits of transformed copies.
 @Suite struct TestTimeAugmentationTests {
+    /// Per-epoch validation stays plain (one pass); the final one adds the augmented views.
+    @Test func onlyTheFinalEvaluationIsAugmented() throws {
+        let (train, test) = bandsDataset(count: 60).splittingLast(20)
+        seedEverything(4)
+        let model = Sequential { Flatten(); Linear(inFeatures: 64, outFeatures: train.classCount) }
+        let trainer = Trainer(model: model, optimizer: SGD(for: model, learningRate: 0.1))
+        trainer.testTimeAugmentation = .flip
+        let validation = DataLoader(dataset: test, batchSize: 10, normalization: .perImageStandardization)
+        try trainer.fit(DataLoader(dataset: train, batchSize: 10, normalization: .perImageStandardization), validation: validation, epochs: 3)
+        #expect(trainer.history.map { $0["val_tta/accuracy"] != nil } == [false, false, true])
+        #expect(trainer.history.allSatisfy { $0["val/accuracy"] != nil })
+        let final = try #require(trainer.lastEvaluation)
+        #expect(final.top1 == trainer.evaluate(validation).top1)
+        #expect(final.loss == trainer.evaluate(validation).loss)
+        #expect(trainer.history.last?["val_tta/loss"] == final.loss)
+    }
+
     /// A "model" that reads one pixel: its logits show which copies were averaged.
     final class Probe: Layer {
         var isTraining = false
