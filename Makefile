@@ -62,6 +62,7 @@ bench-ops: release
 venv:
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/python -c "import torch" 2>/dev/null || $(VENV)/bin/pip install -q "torch==$(TORCH_VERSION)"
+	@$(VENV)/bin/python -c "import numpy" 2>/dev/null || $(VENV)/bin/pip install -q numpy
 
 # Regenerates the PyTorch reference fixtures.
 fixtures: venv
