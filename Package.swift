@@ -95,7 +95,6 @@ let package = Package(
             dependencies: ["Sprout", "SproutTrain", "SproutData", "SproutOptim", "SproutNN", "SproutTensor", "SproutServe",
                            "SproutExport",
                            .product(name: "Hummingbird", package: "hummingbird"),
-                           .product(name: "HummingbirdTesting", package: "hummingbird"),
                            .product(name: "Logging", package: "swift-log")]),
     ]
 )

@@ -4,10 +4,14 @@ import SproutData
 
 /// The `sprout` executable end to end, on a small folder of generated photos.
 @Suite(.serialized) struct CLITests {
+    /// The `sprout` built beside this test binary: the configuration under test (debug or
+    /// release), wherever the build directory is.
     static let binary: String = {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".build/debug/sprout").path
+        let tests = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        return tests.deletingLastPathComponent().appendingPathComponent("sprout").path
     }()
+    static let binaryBuilt = FileManager.default.isExecutableFile(atPath: binary)
+    static let notBuilt: Comment = "the sprout binary is not built beside the tests (swift build --build-tests builds it)"
 
     struct Result { let status: Int32; let stdout: String; let stderr: String }
 
@@ -42,10 +46,7 @@ import SproutData
         return root
     }
 
-    @Test func trainEvaluatePredictResume() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
-            print("skipped: \(Self.binary) not built (swift build --build-tests builds it)"); return
-        }
+    @Test(.enabled(if: binaryBuilt, notBuilt)) func trainEvaluatePredictResume() throws {
         let dir = TemporaryDirectory()
         let photos = try photoFolder(dir)
         let run = dir.file("run")
@@ -83,8 +84,7 @@ import SproutData
         #expect(undecodable.status != 0 && undecodable.stderr.contains("cannot decode image"))
     }
 
-    @Test func userErrorsExitNonZeroWithOneClearLine() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else { print("skipped: sprout not built"); return }
+    @Test(.enabled(if: binaryBuilt, notBuilt)) func userErrorsExitNonZeroWithOneClearLine() throws {
         let missing = try sprout(["train", "--dataset", "cifar10", "--data-dir", "/nonexistent/cifar"])
         #expect(missing.status != 0 && missing.stderr.contains("/nonexistent/cifar/data_batch_1.bin: no such file"))
         let model = try sprout(["train", "--model", "vgg99", "--dataset", "mnist", "--data-dir", "/nonexistent"])
@@ -107,8 +107,7 @@ import SproutData
     }
 
     /// Every recipe resolves; flags override it; an unknown one is a clear error.
-    @Test func recipesPrintTheirConfiguration() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else { print("skipped: sprout not built"); return }
+    @Test(.enabled(if: binaryBuilt, notBuilt)) func recipesPrintTheirConfiguration() throws {
         for name in ["mnist", "fashion-mnist", "cifar10-tutorial", "cifar10-tutorial-modern", "cifar10-fast", "cifar10-fast-short"] {
             let r = try sprout(["train", "--recipe", name, "--data-dir", "/data", "--print-config"])
             #expect(r.status == 0, "\(name): \(r.stderr)")

@@ -4,10 +4,7 @@ import Testing
 import SproutTensor
 
 @Suite struct DatasetReaderTests {
-    @Test func fashionMNISTFromDebian() throws {
-        guard RealData.exists(RealData.fashionMNIST) else {
-            print("skipped: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"); return
-        }
+    @Test(.enabled(if: RealData.exists(RealData.fashionMNIST), RealData.noFashionMNIST)) func fashionMNISTFromDebian() throws {
         let train = try MNIST.load(directory: RealData.fashionMNIST, split: .train, fashion: true)
         let test = try MNIST.load(directory: RealData.fashionMNIST, split: .test, fashion: true)
         #expect(train.count == 60_000 && test.count == 10_000)
@@ -16,8 +13,7 @@ import SproutTensor
         #expect(train.classCounts == [Int](repeating: 6000, count: 10))
     }
 
-    @Test func mnistFromSharedData() throws {
-        guard RealData.exists(RealData.mnist) else { print("skipped: ../shared/data/mnist absent"); return }
+    @Test(.enabled(if: RealData.exists(RealData.mnist), "../shared/data/mnist is absent")) func mnistFromSharedData() throws {
         let train = try MNIST.load(directory: RealData.mnist, split: .train)
         #expect(train.count == 60_000)
         let (rest, val) = train.splittingLast(5000)
@@ -25,8 +21,7 @@ import SproutTensor
         #expect(val.labels == Array(train.labels[55_000...]))
     }
 
-    @Test func cifar10FromSharedData() throws {
-        guard RealData.exists(RealData.cifar10) else { print("skipped: ../shared/data/cifar-10-batches-bin absent"); return }
+    @Test(.enabled(if: RealData.exists(RealData.cifar10), "../shared/data/cifar-10-batches-bin is absent")) func cifar10FromSharedData() throws {
         let train = try CIFAR.load10(directory: RealData.cifar10, split: .train)
         #expect(train.count == 50_000)
         #expect(train.labels[0] == 6)
@@ -70,8 +65,7 @@ import SproutTensor
         #expect(throws: DatasetError.fileNotFound(dir.file("nope"))) { try IDX.load(images: dir.file("nope"), labels: labels, classNames: names) }
     }
 
-    @Test func gzipRoundTripAndCorruption() throws {
-        guard RealData.exists(RealData.fashionMNIST) else { print("skipped: Fashion-MNIST not installed"); return }
+    @Test(.enabled(if: RealData.exists(RealData.fashionMNIST), RealData.noFashionMNIST)) func gzipRoundTripAndCorruption() throws {
         let dir = TemporaryDirectory()
         let original = try Data(contentsOf: URL(fileURLWithPath: RealData.fashionMNIST + "/t10k-labels-idx1-ubyte.gz"))
         let truncated = dir.file("t10k-labels-idx1-ubyte.gz")
@@ -206,8 +200,7 @@ import SproutTensor
         #expect(random.batch(epoch: 0, index: 0).images.shape == [10, 1, 6, 6])
     }
 
-    @Test func prefetchingDeliversAWholeEpochOfRealImages() throws {
-        guard RealData.exists(RealData.fashionMNIST) else { print("skipped: Fashion-MNIST not installed"); return }
+    @Test(.enabled(if: RealData.exists(RealData.fashionMNIST), RealData.noFashionMNIST)) func prefetchingDeliversAWholeEpochOfRealImages() throws {
         // Speed lives in `sprout bench data`; this checks the background path end to end.
         let train = try MNIST.load(directory: RealData.fashionMNIST, split: .test, fashion: true)
         let loader = DataLoader(dataset: train, batchSize: 256, shuffle: true, seed: 1,

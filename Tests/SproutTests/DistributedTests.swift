@@ -28,12 +28,12 @@ import SproutTensor
             .reduce(into: [:]) { $0[$1.name] = $1.parameter.value }
     }
 
-    @Test func twoRanksMatchOneProcess() throws {
-        guard let mpirun = Self.mpirun, FileManager.default.isExecutableFile(atPath: CLITests.binary),
-              FileManager.default.fileExists(atPath: Self.fashion) else {
-            print("skipped: needs mpirun (libopenmpi-dev), the sprout binary and Fashion-MNIST")
-            return
-        }
+    static let canRunMPI = mpirun != nil && CLITests.binaryBuilt && FileManager.default.fileExists(atPath: fashion)
+    static let cannotRunMPI: Comment = "needs mpirun (libopenmpi-dev), the sprout binary and Fashion-MNIST"
+    static let canRunCLI = CLITests.binaryBuilt && FileManager.default.fileExists(atPath: fashion)
+
+    @Test(.enabled(if: canRunMPI, cannotRunMPI)) func twoRanksMatchOneProcess() throws {
+        let mpirun = Self.mpirun!
         let dir = TemporaryDirectory()
         let common = ["train", "--dataset", "fashion-mnist", "--data-dir", Self.fashion, "--model", "mlp", "--steps", "150",
                       "--batch-size", "64", "--val-split", "1000", "--seed", "5", "--threads", "1", "--augment", "true",
@@ -62,12 +62,8 @@ import SproutTensor
 
     /// With --sync-bn, a net with batch norm also follows one process: the statistics are the
     /// global batch's.
-    @Test func synchronisedBatchNormMatchesOneProcess() throws {
-        guard let mpirun = Self.mpirun, FileManager.default.isExecutableFile(atPath: CLITests.binary),
-              FileManager.default.fileExists(atPath: Self.fashion) else {
-            print("skipped: needs mpirun (libopenmpi-dev), the sprout binary and Fashion-MNIST")
-            return
-        }
+    @Test(.enabled(if: canRunMPI, cannotRunMPI)) func synchronisedBatchNormMatchesOneProcess() throws {
+        let mpirun = Self.mpirun!
         let dir = TemporaryDirectory()
         let spec = dir.file("bn.json")
         try Data(#"{"layers": [{"type": "conv2d", "out": 8, "kernel": 3, "stride": 2}, {"type": "batchnorm"}, {"type": "relu"}, {"type": "flatten"}, {"type": "linear"}]}"#.utf8)
@@ -104,11 +100,7 @@ import SproutTensor
     /// The same seed and thread count give the same run: identical weights and the same
     /// validation accuracy to the last digit (dropout, shuffling and augmentation are seeded;
     /// the kernels' choices are fixed rules, not timings).
-    @Test func sameSeedAndThreadsGiveTheSameRun() throws {
-        guard FileManager.default.isExecutableFile(atPath: CLITests.binary), FileManager.default.fileExists(atPath: Self.fashion) else {
-            print("skipped: needs the sprout binary and Fashion-MNIST")
-            return
-        }
+    @Test(.enabled(if: canRunCLI, "needs the sprout binary and Fashion-MNIST")) func sameSeedAndThreadsGiveTheSameRun() throws {
         let dir = TemporaryDirectory()
         let common = ["train", "--dataset", "fashion-mnist", "--data-dir", Self.fashion, "--model", "mnist-cnn", "--steps", "20",
                       "--batch-size", "32", "--val-split", "500", "--seed", "7", "--threads", "2", "--augment", "true"]

@@ -1,6 +1,5 @@
 import Foundation
 import Hummingbird
-import HummingbirdTesting
 import Logging
 import Testing
 import SproutData
@@ -30,97 +29,86 @@ func testImage(_ format: ImageWriter.Format, size: Int = 12, seed: UInt64 = 1) -
 }
 
 @Suite struct ServeTests {
-    func app(_ run: String, apiKey: String? = nil, maxBody: Int = 10 << 20) throws -> (some ApplicationProtocol, InferenceService) {
+    /// Runs the real server on an ephemeral loopback port, calls `body` with a plain HTTP
+    /// client for it (on a thread of its own: the client blocks), then shuts the server down.
+    func withServer(_ run: String, apiKey: String? = nil, maxBody: Int = 10 << 20,
+                    _ body: @escaping @Sendable (LoopbackHTTP) throws -> Void) async throws {
         let service = try InferenceService(slots: [try ModelSlot(runDirectory: run)], maxBatch: 8, maxWaitMilliseconds: 20)
+        defer { service.batcher.stop() }
         var options = ServeOptions()
         options.apiKey = apiKey
         options.maxBodyBytes = maxBody
         options.port = 0
         options.reloadIntervalSeconds = 3600
-        return (SproutHTTPServer.application(service: service, options: options, logger: Logger(label: "test")), service)
-    }
-
-    func json(_ buffer: ByteBuffer) -> [String: Any] {
-        (try? JSONSerialization.jsonObject(with: Data(buffer: buffer))) as? [String: Any] ?? [:]
+        let (ports, announce) = AsyncStream<Int>.makeStream()
+        let app = SproutHTTPServer.application(service: service, options: options, logger: Logger(label: "test")) { channel in
+            announce.yield(channel.localAddress?.port ?? 0)
+            announce.finish()
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.run() }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next(), port > 0 else { throw LoopbackHTTP.Failure(description: "server did not start") }
+            try await onOwnThread { try body(LoopbackHTTP(port: port)) }
+            group.cancelAll()
+        }
     }
 
     @Test func endpointsAnswerAndBadInputGetsClearErrors() async throws {
         let dir = TemporaryDirectory()
-        let (app, service) = try app(try servedRun(dir), maxBody: 64 << 10)
-        try await app.test(.router) { client in
-            try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
-            try await client.execute(uri: "/v1/models", method: .get) { r in
-                let models = json(r.body)["models"] as? [[String: Any]]
-                #expect(models?.first?["name"] as? String == "shapes" && models?.first?["version"] as? Int == 10)
-            }
-            try await client.execute(uri: "/v1/models/shapes", method: .get) { r in
-                #expect(json(r.body)["classes"] as? [String] == ["circle", "square", "star"])
-            }
+        try await withServer(try servedRun(dir), maxBody: 64 << 10) { client in
+            #expect(try client.get("/healthz").status == 200)
+            let models = try client.get("/v1/models").json["models"] as? [[String: Any]]
+            #expect(models?.first?["name"] as? String == "shapes" && models?.first?["version"] as? Int == 10)
+            #expect(try client.get("/v1/models/shapes").json["classes"] as? [String] == ["circle", "square", "star"])
             // A PNG and a JPEG body, any size: top-k labels with probabilities summing to one.
             for format in [ImageWriter.Format.png, .jpeg(quality: 90)] {
-                try await client.execute(uri: "/v1/models/shapes:classify?k=3", method: .post,
-                                         body: ByteBuffer(bytes: testImage(format))) { r in
-                    #expect(r.status == .ok)
-                    let object = json(r.body)
-                    let predictions = object["predictions"] as? [[String: Any]] ?? []
-                    #expect(predictions.count == 3 && object["version"] as? Int == 10 && object["model"] as? String == "shapes")
-                    let total = predictions.compactMap { $0["probability"] as? Double }.reduce(0, +)
-                    #expect(Swift.abs(total - 1) < 1e-4)
-                }
+                let r = try client.post("/v1/models/shapes:classify?k=3", body: testImage(format))
+                #expect(r.status == 200)
+                let object = r.json
+                let predictions = object["predictions"] as? [[String: Any]] ?? []
+                #expect(predictions.count == 3 && object["version"] as? Int == 10 && object["model"] as? String == "shapes")
+                let total = predictions.compactMap { $0["probability"] as? Double }.reduce(0, +)
+                #expect(Swift.abs(total - 1) < 1e-4)
             }
             // Multipart upload, as the web page sends it.
             let boundary = "XyZ"
             var form = Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n".utf8)
             form += testImage(.png) + Array("\r\n--\(boundary)--\r\n".utf8)
-            try await client.execute(uri: "/v1/models/shapes:classify", method: .post,
-                                     headers: [.contentType: "multipart/form-data; boundary=\(boundary)"], body: ByteBuffer(bytes: form)) { r in
-                #expect(r.status == .ok && (json(r.body)["predictions"] as? [Any])?.count == 3)
-            }
+            let multipart = try client.post("/v1/models/shapes:classify", headers: ["Content-Type": "multipart/form-data; boundary=\(boundary)"], body: form)
+            #expect(multipart.status == 200 && (multipart.json["predictions"] as? [Any])?.count == 3)
             // TensorFlow Serving's shape: [H][W][C] pixels.
             let instance = (0..<8).map { _ in (0..<8).map { _ in [10, 200, 30] } }
             let body = try JSONSerialization.data(withJSONObject: ["instances": [instance, instance]])
-            try await client.execute(uri: "/v1/models/shapes:predict", method: .post, body: ByteBuffer(bytes: [UInt8](body))) { r in
-                #expect(r.status == .ok)
-                let predictions = json(r.body)["predictions"] as? [[Double]]
-                #expect(predictions?.count == 2 && predictions?[0].count == 3)
-            }
+            let predicted = try client.post("/v1/models/shapes:predict", body: [UInt8](body))
+            #expect(predicted.status == 200)
+            let rows = predicted.json["predictions"] as? [[Double]]
+            #expect(rows?.count == 2 && rows?[0].count == 3)
             // Bad input: clear JSON errors with the right status.
-            try await client.execute(uri: "/v1/models/shapes:classify", method: .post, body: ByteBuffer(string: "not an image")) { r in
-                #expect(r.status == .badRequest && (json(r.body)["error"] as? String) != nil)
-            }
-            try await client.execute(uri: "/v1/models/nope:classify", method: .post, body: ByteBuffer(bytes: testImage(.png))) { r in
-                #expect(r.status == .notFound && (json(r.body)["error"] as? String)?.contains("unknown model 'nope'") == true)
-            }
-            try await client.execute(uri: "/v1/models/shapes:predict", method: .post, body: ByteBuffer(string: "{\"instances\": [[1, 2]]}")) { r in
-                #expect(r.status == .badRequest && (json(r.body)["error"] as? String)?.contains("[8][8][3]") == true)
-            }
-            try await client.execute(uri: "/v1/models/shapes:classify", method: .post,
-                                     body: ByteBuffer(bytes: [UInt8](repeating: 1, count: 100 << 10))) { r in
-                #expect(r.status == .contentTooLarge)
-            }
-            try await client.execute(uri: "/metrics", method: .get) { r in
-                let text = String(buffer: r.body)
-                #expect(text.contains("sprout_requests_total{endpoint=\"/v1/models/{name}:classify\",status=\"200\"} 3"))
-                #expect(text.contains("sprout_model_version{model=\"shapes\"} 10") && text.contains("sprout_batch_size_count"))
-            }
+            let garbage = try client.post("/v1/models/shapes:classify", body: Array("not an image".utf8))
+            #expect(garbage.status == 400 && (garbage.json["error"] as? String) != nil)
+            let unknown = try client.post("/v1/models/nope:classify", body: testImage(.png))
+            #expect(unknown.status == 404 && (unknown.json["error"] as? String)?.contains("unknown model 'nope'") == true)
+            let wrongShape = try client.post("/v1/models/shapes:predict", body: Array("{\"instances\": [[1, 2]]}".utf8))
+            #expect(wrongShape.status == 400 && (wrongShape.json["error"] as? String)?.contains("[8][8][3]") == true)
+            #expect(try client.post("/v1/models/shapes:classify", body: [UInt8](repeating: 1, count: 100 << 10)).status == 413)
+            let text = try client.get("/metrics").text
+            #expect(text.contains("sprout_requests_total{endpoint=\"/v1/models/{name}:classify\",status=\"200\"} 3"))
+            #expect(text.contains("sprout_model_version{model=\"shapes\"} 10") && text.contains("sprout_batch_size_count"))
+            let page = try client.get("/")
+            #expect(page.status == 200 && page.headers["content-type"]?.hasPrefix("text/html") == true)
         }
-        service.batcher.stop()
     }
 
     @Test func apiKeyGuardsEverythingButHealth() async throws {
         let dir = TemporaryDirectory()
-        let (app, service) = try app(try servedRun(dir), apiKey: "s3cret")
-        try await app.test(.router) { client in
-            try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
-            try await client.execute(uri: "/v1/models", method: .get) { #expect($0.status == .unauthorized) }
-            try await client.execute(uri: "/v1/models", method: .get, headers: [.authorization: "Bearer wrong"]) {
-                #expect($0.status == .unauthorized)
-            }
-            try await client.execute(uri: "/v1/models", method: .get, headers: [.authorization: "Bearer s3cret"]) {
-                #expect($0.status == .ok)
-            }
+        try await withServer(try servedRun(dir), apiKey: "s3cret") { client in
+            #expect(try client.get("/healthz").status == 200)
+            let refused = try client.get("/v1/models")
+            #expect(refused.status == 401 && refused.headers["www-authenticate"] == "Bearer")
+            #expect(try client.get("/v1/models", headers: ["Authorization": "Bearer wrong"]).status == 401)
+            #expect(try client.get("/v1/models", headers: ["Authorization": "Bearer s3cret"]).status == 200)
         }
-        service.batcher.stop()
     }
 
     @Test func concurrentRequestsShareForwardPasses() async throws {
@@ -191,5 +179,12 @@ func testImage(_ format: ImageWriter.Format, size: Int = 12, seed: UInt64 = 1) -
             growth.append(ResourceUsage.currentResidentBytes - before)
         }
         #expect(growth.min()! < 64 << 20, "RSS grew by \(growth.map { $0 >> 20 }) MB per round of 700 decodes")
+    }
+}
+
+/// Runs blocking work on a thread of its own, off Swift's cooperative pool.
+func onOwnThread(_ work: @escaping @Sendable () throws -> Void) async throws {
+    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+        Thread { continuation.resume(with: Result { try work() }) }.start()
     }
 }

@@ -15,6 +15,7 @@ enum RealData {
     static var cifar10: String { shared + "/cifar-10-batches-bin" }
 
     static func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
+    static let noFashionMNIST: Comment = "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)"
 }
 
 /// A scratch directory removed at deinit.
