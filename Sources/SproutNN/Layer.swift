@@ -32,9 +32,10 @@ public final class Parameter: @unchecked Sendable {
 /// `isTraining` flag that `train()`/`eval()` set through the whole tree.
 public protocol Layer: AnyObject {
     func forward(_ input: Tensor) -> Tensor
-    /// This layer's own parameters and state by local name (not its children's).
+    /// This layer's own parameters and state by local name (not its children's). Default:
+    /// every `Parameter` property, found by reflection (`LayerReflection`).
     var ownParameters: [(name: String, parameter: Parameter)] { get }
-    /// Sub-layers by local name.
+    /// Sub-layers by local name. Default: every layer property, found by reflection.
     var children: [(name: String, layer: any Layer)] { get }
     var isTraining: Bool { get set }
     /// One line for `summary`, e.g. "Conv2D(3→64, 5×5, same)".
@@ -47,8 +48,8 @@ public protocol Layer: AnyObject {
 }
 
 extension Layer {
-    public var ownParameters: [(name: String, parameter: Parameter)] { [] }
-    public var children: [(name: String, layer: any Layer)] { [] }
+    public var ownParameters: [(name: String, parameter: Parameter)] { LayerReflection.parameters(of: self) }
+    public var children: [(name: String, layer: any Layer)] { LayerReflection.children(of: self) }
     public var summaryName: String { String(describing: type(of: self)) }
     public func flops(inputShape: [Int], outputShape: [Int]) -> Int { 0 }
 

@@ -160,3 +160,72 @@ import SproutTensor
         } throws: { "\($0)".contains("\"layers\" array") }
     }
 }
+
+/// A layer must not lose a parameter: what every layer lists (explicitly, to choose names
+/// or order) must be exactly what reflection finds in its stored properties.
+@Suite struct LayerMembershipTests {
+    /// Every layer type of SproutNN, and each zoo model's whole tree.
+    static func everyLayer() throws -> [any Layer] {
+        var roots: [any Layer] = [
+            Linear(inFeatures: 3, outFeatures: 2), Linear(inFeatures: 3, outFeatures: 2, bias: false),
+            Conv2D(inChannels: 2, outChannels: 4, kernelSize: 3), Conv2D(inChannels: 2, outChannels: 4, kernelSize: 3, bias: false),
+            MaxPool2D(kernelSize: 2), AvgPool2D(kernelSize: 2), GlobalAvgPool(), GlobalMaxPool(), Flatten(),
+            Sequential { ReLU(); Identity() }, Residual { ReLU() }, Residual(shortcut: Identity()) { ReLU() },
+            BasicBlock(inChannels: 2, outChannels: 4, stride: 2), BasicBlock(inChannels: 4, outChannels: 4),
+            ReLU(), LeakyReLU(), PReLU(channels: 3), GELU(), ELU(), Sigmoid(), Tanh(), Softmax(), Scale(2), Identity(),
+            BatchNorm2D(features: 3), BatchNorm2D(features: 3, affine: false), LocalResponseNorm(), Dropout(probability: 0.5),
+            Airbench(widths: [8, 8, 8]),
+        ]
+        for entry in Zoo.entries {
+            roots.append(try Zoo.build(entry.name, inputShape: entry.defaultInput, classes: 3, width: entry.name == "resnet18" ? 0.125 : 1))
+        }
+        var all: [any Layer] = []
+        func walk(_ l: any Layer) { all.append(l); l.children.forEach { walk($0.layer) } }
+        roots.forEach(walk)
+        return all
+    }
+
+    static func mismatch(_ layer: any Layer) -> String? {
+        let listed = Set(layer.ownParameters.map { ObjectIdentifier($0.parameter) })
+        let found = Set(LayerReflection.parameters(of: layer).map { ObjectIdentifier($0.parameter) })
+        let listedChildren = Set(layer.children.map { ObjectIdentifier($0.layer) })
+        let foundChildren = Set(LayerReflection.children(of: layer).map { ObjectIdentifier($0.layer) })
+        if listed != found { return "\(type(of: layer)) lists \(listed.count) parameters, its properties hold \(found.count)" }
+        if listedChildren != foundChildren {
+            return "\(type(of: layer)) lists \(listedChildren.count) children, its properties hold \(foundChildren.count)"
+        }
+        return nil
+    }
+
+    @Test func listedParametersAndChildrenAreWhatReflectionFinds() throws {
+        let layers = try Self.everyLayer()
+        #expect(layers.count > 100)
+        for layer in layers {
+            #expect(Self.mismatch(layer) == nil, "\(Self.mismatch(layer) ?? "")")
+        }
+    }
+
+    final class ForgetfulLayer: Layer {
+        let weight = Parameter(Tensor.zeros([2]))
+        let scale = Parameter(Tensor.ones([2]))
+        var isTraining = true
+        func forward(_ x: Tensor) -> Tensor { x * weight.value * scale.value }
+        var ownParameters: [(name: String, parameter: Parameter)] { [("weight", weight)] }   // forgets `scale`
+    }
+
+    final class UnlistedLayer: Layer {
+        let gain = Parameter(Tensor.ones([2]))
+        let inner = Linear(inFeatures: 2, outFeatures: 2)
+        let heads: [any Layer] = [ReLU(), Linear(inFeatures: 2, outFeatures: 1)]
+        var isTraining = true
+        func forward(_ x: Tensor) -> Tensor { inner(x * gain.value) }
+    }
+
+    @Test func aForgottenParameterIsCaughtAndUnlistedOnesAreFound() {
+        #expect(Self.mismatch(ForgetfulLayer()) == "ForgetfulLayer lists 1 parameters, its properties hold 2")
+        // Without a list, reflection is the default: names are the property names.
+        let layer = UnlistedLayer()
+        #expect(layer.namedParameters.map(\.name) == ["gain", "inner.weight", "inner.bias", "heads.1.weight", "heads.1.bias"])
+        #expect(layer.trainableParameters.count == 5)
+    }
+}
