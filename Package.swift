@@ -95,6 +95,7 @@ let package = Package(
             dependencies: ["Sprout", "SproutTrain", "SproutData", "SproutOptim", "SproutNN", "SproutTensor", "SproutServe",
                            "SproutExport",
                            .product(name: "Hummingbird", package: "hummingbird"),
-                           .product(name: "Logging", package: "swift-log")]),
+                           .product(name: "Logging", package: "swift-log")],
+            resources: [.copy("Fixtures")]),
     ]
 )

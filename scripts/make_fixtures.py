@@ -19,6 +19,8 @@ import torch.nn.functional as F
 torch.manual_seed(0)
 torch.set_default_dtype(torch.float64)  # references in double, compared at 1e-4 relative
 OUT = os.path.join(os.path.dirname(__file__), "..", "Tests", "SproutTensorTests", "Fixtures")
+# Whole-model fixtures need the zoo, so they belong to the SproutTests target.
+MODEL_OUT = os.path.join(os.path.dirname(__file__), "..", "Tests", "SproutTests", "Fixtures")
 
 
 def t(x):
@@ -184,15 +186,117 @@ def gelu_cases():
             case("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"), {"x": x}, {"approximate": True})]
 
 
+def linalg_cases():
+    cases = []
+    for name, (ash, bsh), ta, tb in [
+        ("matmul_2d", ((3, 5), (5, 4)), False, False),
+        ("matmul_2d_ta", ((5, 3), (5, 4)), True, False),
+        ("matmul_2d_tb", ((3, 5), (4, 5)), False, True),
+        ("matmul_batched_tatb", ((2, 5, 3), (2, 4, 5)), True, True),
+        ("matmul_3d_by_2d", ((2, 3, 5), (5, 4)), False, False),
+    ]:
+        def fn(a, b, ta=ta, tb=tb):
+            return torch.matmul(a.transpose(-1, -2) if ta else a, b.transpose(-1, -2) if tb else b)
+
+        cases.append(case(name, fn, {"a": torch.randn(*ash), "b": torch.randn(*bsh)},
+                          {"transpose_a": ta, "transpose_b": tb}))
+    for name, xsh in [("linear_2d", (4, 6)), ("linear_3d", (2, 3, 6))]:
+        cases.append(case(name, lambda x, weight, bias: F.linear(x, weight, bias),
+                          {"x": torch.randn(*xsh), "weight": torch.randn(5, 6) * 0.4, "bias": torch.randn(5)}))
+    return cases
+
+
+def softmax_cases():
+    x = torch.randn(3, 4, 5) * 3
+    return [case("softmax_axis1", lambda x: F.softmax(x, dim=1), {"x": x}, {"axis": 1, "log": False}),
+            case("softmax_last", lambda x: F.softmax(x, dim=-1), {"x": x}, {"axis": -1, "log": False}),
+            case("log_softmax_axis0", lambda x: F.log_softmax(x, dim=0), {"x": x}, {"axis": 0, "log": True}),
+            case("log_softmax_last", lambda x: F.log_softmax(x, dim=-1), {"x": x}, {"axis": -1, "log": True})]
+
+
+def pad_cases():
+    x = torch.randn(2, 3, 4, 5)
+    cases = []
+    for name, (top, bottom, left, right), mode in [
+        ("pad_reflect", (1, 2, 3, 1), "reflect"), ("pad_reflect_1", (1, 1, 1, 1), "reflect"),
+        ("pad_zero", (2, 0, 1, 3), "constant"),
+    ]:
+        def fn(x, top=top, bottom=bottom, left=left, right=right, mode=mode):
+            return F.pad(x, (left, right, top, bottom), mode=mode)
+
+        cases.append(case(name, fn, {"x": x}, {"top": top, "bottom": bottom, "left": left, "right": right,
+                                               "mode": "reflect" if mode == "reflect" else "zero"}))
+    return cases
+
+
+def model_cases():
+    """One training step of whole zoo nets (the PyTorch mirrors of benchmarks/torch_peer.py):
+    every trainable parameter set by a formula both sides compute (value[i] = offset +
+    scale·sin(0.731·i + 0.4·k) for the k-th parameter), a formula input, fixed labels,
+    batch-norm in training mode; the loss and, per parameter, the gradient's sum, its sum of
+    squares and 24 sampled entries (the whole tensors would be megabytes), in double.
+    Deep nets with batch norm amplify float32 round-off (resnet9's early gradients move by
+    ~0.5% between float32 and float64 in PyTorch itself), so each parameter also records how
+    far PyTorch's own float32 run is from the double one: the test's yardstick."""
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import torch_peer
+
+    def step(build, shape, labels, dtype):
+        model = build().to(dtype).train()
+        params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        settings = []
+        with torch.no_grad():
+            for k, (n, p) in enumerate(params):
+                if p.dim() > 1:
+                    offset, scale = 0.0, 1.7 / math.sqrt(p[0].numel())
+                elif n.endswith("weight"):
+                    offset, scale = 1.0, 0.1
+                else:
+                    offset, scale = 0.0, 0.1
+                i = torch.arange(p.numel(), dtype=torch.float64)
+                p.copy_((offset + scale * torch.sin(0.731 * i + 0.4 * k)).reshape(p.shape).to(dtype))
+                settings.append((offset, scale))
+        x = (1.5 * torch.sin(0.37 * torch.arange(math.prod(shape), dtype=torch.float64))).reshape(shape).to(dtype)
+        loss = F.cross_entropy(model(x), labels)
+        loss.backward()
+        return float(loss.detach()), [(n, p.shape, p.grad.double().reshape(-1)) for n, p in params], settings
+
+    cases = []
+    for name, build, shape in [("tf-cifar10", lambda: torch_peer.tf_cifar10(True), (4, 3, 24, 24)),
+                               ("resnet9", lambda: torch_peer.resnet9(1.0), (4, 3, 32, 32))]:
+        labels = torch.tensor([3, 1, 4, 1][:shape[0]])
+        loss, grads, settings = step(build, shape, labels, torch.float64)
+        _, grads32, _ = step(build, shape, labels, torch.float32)
+        entries = []
+        for k, ((n, pshape, g), (_, _, g32)) in enumerate(zip(grads, grads32)):
+            picks = sorted({(j * 7919 + 13) % g.numel() for j in range(24)})
+            sampled, sampled32 = g[picks], g32[picks]
+            entries.append({"name": n, "shape": list(pshape), "offset": settings[k][0], "scale": settings[k][1],
+                            "sum": float(g.sum()), "sum_squares": float((g * g).sum()),
+                            "indices": picks, "values": [float(v) for v in sampled],
+                            "float32_error": float((sampled32 - sampled).norm() / sampled.norm()),
+                            "float32_sum_squares_error": float(abs((g32 * g32).sum() - (g * g).sum()) / (g * g).sum())})
+        cases.append({"name": name, "input_shape": list(shape), "labels": labels.tolist(), "loss": loss,
+                      "parameters": entries})
+    return cases
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     groups = {"conv2d": conv_cases(), "pool": pool_cases(), "batchnorm": batchnorm_cases(),
-              "lrn": lrn_cases(), "loss": loss_cases(), "gelu": gelu_cases()}
+              "lrn": lrn_cases(), "loss": loss_cases(), "gelu": gelu_cases(), "linalg": linalg_cases(),
+              "softmax": softmax_cases(), "pad": pad_cases()}
     for name, cases in groups.items():
         path = os.path.join(OUT, f"{name}.json")
         with open(path, "w") as f:
             json.dump({"generator": f"scripts/make_fixtures.py, torch {torch.__version__}", "cases": cases}, f)
         print(f"{path}: {len(cases)} cases, {os.path.getsize(path)} bytes")
+    os.makedirs(MODEL_OUT, exist_ok=True)
+    path = os.path.join(MODEL_OUT, "models.json")
+    with open(path, "w") as f:
+        json.dump({"generator": f"scripts/make_fixtures.py, torch {torch.__version__}", "cases": model_cases()}, f)
+    print(f"{path}: {os.path.getsize(path)} bytes")
 
 
 if __name__ == "__main__":

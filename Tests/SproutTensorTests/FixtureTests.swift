@@ -104,3 +104,37 @@ import Testing
         }
     }
 }
+
+@Suite struct PyTorchReferenceLinalgSoftmaxPadTests {
+    @Test func matmulAndLinear() throws {
+        for c in try loadFixtures("linalg") {
+            if c.name.hasPrefix("linear") {
+                // F.linear(x, W, b) = x·Wᵀ + b, on any leading axes.
+                checkAgainstFixture(c, order: ["x", "weight", "bias"]) { xs in matmul(xs[0], xs[1], transposeB: true) + xs[2] }
+            } else {
+                let ta = c.params["transpose_a"]!.bool!, tb = c.params["transpose_b"]!.bool!
+                checkAgainstFixture(c, order: ["a", "b"]) { xs in matmul(xs[0], xs[1], transposeA: ta, transposeB: tb) }
+            }
+        }
+    }
+
+    @Test func softmaxAndLogSoftmax() throws {
+        for c in try loadFixtures("softmax") {
+            let axis = Int(c.params["axis"]!.number!), log = c.params["log"]!.bool!
+            checkAgainstFixture(c, order: ["x"]) { xs in
+                log ? logSoftmax(xs[0], alongAxis: axis) : softmax(xs[0], alongAxis: axis)
+            }
+        }
+    }
+
+    @Test func reflectAndZeroPadding() throws {
+        for c in try loadFixtures("pad") {
+            let p = c.params
+            let mode: PaddingMode = p["mode"]!.string == "reflect" ? .reflect : .zero
+            checkAgainstFixture(c, order: ["x"]) { xs in
+                xs[0].padded(top: Int(p["top"]!.number!), bottom: Int(p["bottom"]!.number!),
+                             left: Int(p["left"]!.number!), right: Int(p["right"]!.number!), mode: mode)
+            }
+        }
+    }
+}
