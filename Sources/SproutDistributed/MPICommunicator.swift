@@ -10,7 +10,7 @@ import SproutTrain
 /// with MPI_Allreduce in buckets and divided by N, so every rank applies the same update and
 /// the weights stay identical. The global batch size and the learning rate mean what they
 /// mean in one process.
-public final class MPICommunicator: GradientReducer, @unchecked Sendable {
+public final class MPICommunicator: GradientReducer, StatisticsReducer, @unchecked Sendable {
     public let rank: Int
     public let size: Int
     /// Floats per MPI_Allreduce call (16 MiB buckets).
@@ -78,13 +78,14 @@ public final class MPICommunicator: GradientReducer, @unchecked Sendable {
     }
 
     /// Sums `buffer` across ranks in place (synchronised batch-norm statistics).
-    public func sumAcrossRanks(_ buffer: UnsafeMutableBufferPointer<Double>) {
+    public func sumAcrossProcesses(_ buffer: UnsafeMutableBufferPointer<Double>) {
         _ = sprout_mpi_allreduce_sum_double(buffer.baseAddress, Int32(buffer.count))
     }
 
-    /// Normalise with the global batch's statistics from now on (`--sync-bn`).
-    public func synchronizeBatchNorm() {
-        BatchNormSynchronization.sumAcrossProcesses = { [self] in self.sumAcrossRanks($0) }
+    /// Every batch-norm layer of `model` normalises with the global batch's statistics
+    /// (`--sync-bn`); other models in the process are untouched.
+    public func synchronizeBatchNorm(in model: any Layer) {
+        model.forEachLayer { ($0 as? BatchNorm2D)?.statisticsReducer = self }
     }
 
     /// Every rank's value, in rank order.

@@ -85,6 +85,12 @@ extension Layer {
     /// Evaluation mode (running statistics, dropout off) for the whole tree.
     public func eval() { setTraining(false) }
 
+    /// Calls `body` with this layer and every layer below it, parents first.
+    public func forEachLayer(_ body: (any Layer) -> Void) {
+        body(self)
+        for (_, child) in children { child.forEachLayer(body) }
+    }
+
     public func setTraining(_ on: Bool) {
         isTraining = on
         for (_, child) in children { child.setTraining(on) }

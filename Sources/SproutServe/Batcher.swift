@@ -93,6 +93,13 @@ public final class Batcher: @unchecked Sendable {
                                   channels: p.channels, height: p.resize, width: p.resize,
                                   classNames: version.manifest.classNames, source: "request")
         let probs = version.classifier.probabilities(images).scalars
+        do {
+            try TensorMemory.checkLimit()
+        } catch {
+            // This batch went over --max-memory: its requests fail, the server serves on.
+            for request in batch { request.done(.failure(error)) }
+            return
+        }
         let classes = version.manifest.classNames.count
         onBatch(batch.count)
         for (i, request) in batch.enumerated() {

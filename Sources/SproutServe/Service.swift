@@ -1,5 +1,6 @@
 import Foundation
 import SproutData
+import SproutTensor
 import SproutTrain
 
 /// A response before it meets HTTP: status, content type and body.
@@ -89,6 +90,8 @@ public final class InferenceService: @unchecked Sendable {
             return .json(200, ["model": name, "version": r.version, "batch_size": r.batchSize,
                                "predictions": top.map { ["label": names[$0.offset], "probability": Double($0.element)] },
                                "latency_ms": Date().timeIntervalSince(started) * 1000])
+        } catch let error as TensorMemoryError {
+            return .error(503, "\(error)")
         } catch {
             return .error(500, "inference failed: \(error)")
         }
@@ -130,6 +133,8 @@ public final class InferenceService: @unchecked Sendable {
             }
             return .json(200, ["predictions": results.map { $0.probabilities.map(Double.init) },
                                "model_version": results.map(\.version).max() ?? 0])
+        } catch let error as TensorMemoryError {
+            return .error(503, "\(error)")
         } catch {
             return .error(500, "inference failed: \(error)")
         }

@@ -35,6 +35,7 @@ final class BufferCache: Sendable {
         var heldBytes = 0
         var peakHeldBytes = 0
         var limitBytes = 0              // 0: no limit
+        var overrun: TensorMemoryError?
     }
     private let state = Mutex(State())
     let limitBytes: Int
@@ -75,28 +76,33 @@ final class BufferCache: Sendable {
         }
     }
 
-    /// Accounts for a new allocation; over the limit, frees the cache first, then stops the
-    /// process with a message saying what to change (allocation sites cannot throw).
+    /// Accounts for a new allocation; over the limit, frees the cache first. Still over, the
+    /// allocation goes ahead (allocation sites cannot throw) and the overrun is recorded for
+    /// `TensorMemory.checkLimit()`, which the training loop, the server and the CLI call at
+    /// each step, batch or command: the library never stops the process.
     private func reserve(bytes: Int) {
-        let (over, limit, held) = state.withLock { s -> (Bool, Int, Int) in
-            if s.limitBytes > 0 && s.heldBytes + bytes > s.limitBytes { return (true, s.limitBytes, s.heldBytes) }
-            s.heldBytes += bytes
-            s.peakHeldBytes = max(s.peakHeldBytes, s.heldBytes)
-            return (false, 0, 0)
-        }
-        guard over else { return }
-        drain()
-        let stillOver = state.withLock { s -> Bool in
-            if s.heldBytes + bytes > s.limitBytes { return true }
+        let over = state.withLock { s -> Bool in
+            if s.limitBytes > 0 && s.heldBytes + bytes > s.limitBytes { return true }
             s.heldBytes += bytes
             s.peakHeldBytes = max(s.peakHeldBytes, s.heldBytes)
             return false
         }
-        if stillOver {
-            // A clean stop with one line, not a crash report: the user set this limit.
-            let message = "sprout: tensor memory limit of \(formatBytes(limit)) exceeded: a tensor needs \(formatBytes(bytes)) more with \(formatBytes(held)) in use; raise --max-memory (SPROUT_MAX_MEMORY) or lower the batch size\n"
-            FileHandle.standardError.write(Data(message.utf8))
-            exit(3)
+        guard over else { return }
+        drain()
+        state.withLock { s in
+            if s.heldBytes + bytes > s.limitBytes && s.overrun == nil {
+                s.overrun = TensorMemoryError.limitExceeded(limitBytes: s.limitBytes, neededBytes: bytes, heldBytes: s.heldBytes)
+            }
+            s.heldBytes += bytes
+            s.peakHeldBytes = max(s.peakHeldBytes, s.heldBytes)
+        }
+    }
+
+    /// The first overrun since the last call, cleared.
+    func takeOverrun() -> TensorMemoryError? {
+        state.withLock { s in
+            defer { s.overrun = nil }
+            return s.overrun
         }
     }
 
@@ -120,8 +126,27 @@ final class BufferCache: Sendable {
     var cachedBytes: Int { state.withLock { $0.cachedBytes } }
 }
 
+/// Tensor memory went over the cap set with `TensorMemory.setLimit`.
+public enum TensorMemoryError: Error, Equatable, Sendable, CustomStringConvertible {
+    case limitExceeded(limitBytes: Int, neededBytes: Int, heldBytes: Int)
+
+    public var description: String {
+        switch self {
+        case let .limitExceeded(limit, needed, held):
+            return "tensor memory limit of \(formatBytes(limit)) exceeded: a tensor needs \(formatBytes(needed)) more with \(formatBytes(held)) in use; raise --max-memory (SPROUT_MAX_MEMORY) or lower the batch size"
+        }
+    }
+}
+
 /// Memory held by tensors, and its optional cap.
 public enum TensorMemory {
+    /// Throws if tensors went over the cap since the last check (and clears that record).
+    /// The cap is enforced at these checks, not inside allocations: the step or batch that
+    /// crossed it completes, then its caller stops with this error.
+    public static func checkLimit() throws {
+        if let overrun = BufferCache.shared.takeOverrun() { throw overrun }
+    }
+
     /// Caps what tensors may hold, in bytes (nil = no cap). Nothing is reserved up front:
     /// memory grows as tensors need it, and freed buffers are reused.
     public static func setLimit(bytes: Int?) { BufferCache.shared.setLimit(bytes: bytes ?? 0) }

@@ -126,6 +126,7 @@ public final class Trainer {
         optimizer.update(along: g)
         ema?.update()
         step += 1
+        try TensorMemory.checkLimit()
         return (value, hits)
     }
 
@@ -177,6 +178,7 @@ public final class Trainer {
                     logs["val_tta/top5"] = t.top5
                 }
             }
+            do { try TensorMemory.checkLimit() } catch { failed = true; throw error }
             if finished {
                 history.append(logs)
                 callbacks.forEach { $0.epochEnd(self, epoch: epoch, logs: logs) }

@@ -10,6 +10,25 @@ struct SproutCommand: AsyncParsableCommand {
         abstract: "Sprout: deep learning in Swift, CPU first — train, evaluate, serve, export, benchmark.",
         version: SproutVersion.string,
         subcommands: [Train.self, Eval.self, Predict.self, Serve.self, Export.self, Bench.self, DataCommand.self, Models.self, SummaryCommand.self, Info.self])
+
+    /// ArgumentParser's entry, plus the memory cap: a command that went over --max-memory
+    /// (checked at each training step and at its end) stops with one line and exit code 3.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            try TensorMemory.checkLimit()
+        } catch let error as TensorMemoryError {
+            FileHandle.standardError.write(Data("sprout: \(error)\n".utf8))
+            exit(withError: ExitCode(3))
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// `--threads`, `--max-memory` and `--device`, shared by every command that computes.

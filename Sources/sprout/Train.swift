@@ -172,7 +172,7 @@ struct Train: ParsableCommand {
         let (optimizer, schedule) = try makeOptimizer(config, model: model, stepsPerEpoch: loader.batchesPerEpoch)
         let trainer = Trainer(model: model, optimizer: optimizer)
         trainer.gradientReducer = comm
-        if let comm, config.syncBatchNorm == true { comm.synchronizeBatchNorm() }
+        if let comm, config.syncBatchNorm == true { comm.synchronizeBatchNorm(in: model) }
         trainer.schedule = schedule
         trainer.labelSmoothing = config.labelSmoothing
         trainer.clipNorm = config.clipNorm

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SproutNN
 import SproutTensor
@@ -227,5 +228,60 @@ import SproutTensor
         let layer = UnlistedLayer()
         #expect(layer.namedParameters.map(\.name) == ["gain", "inner.weight", "inner.bias", "heads.1.weight", "heads.1.bias"])
         #expect(layer.trainableParameters.count == 5)
+    }
+}
+
+/// Synchronised batch norm through an explicit reducer, no process global: two layers in two
+/// threads, each with half the batch and a reducer that sums across the pair, give the
+/// statistics and gradients of one layer on the whole batch.
+@Suite struct SynchronisedBatchNormTests {
+    /// Sums the two threads' buffers: each call waits for the other side's matching call.
+    final class PairReducer: StatisticsReducer, @unchecked Sendable {
+        let condition = NSCondition()
+        var pending: [Double]?, result: [Double]?, generation = 0
+
+        func sumAcrossProcesses(_ values: UnsafeMutableBufferPointer<Double>) {
+            condition.lock()
+            defer { condition.unlock() }
+            if let other = pending {
+                let sum = zip(other, values).map { $0 + $1 }
+                pending = nil
+                result = sum
+                generation += 1
+                condition.broadcast()
+                for i in values.indices { values[i] = sum[i] }
+            } else {
+                pending = Array(values)
+                let mine = generation
+                while generation == mine { condition.wait() }
+                for i in values.indices { values[i] = result![i] }
+            }
+        }
+    }
+
+    @Test func twoHalvesWithAReducerMatchTheWholeBatch() throws {
+        var g = SeededGenerator(seed: 3)
+        let x = Tensor.normal([8, 3, 4, 4], generator: &g), dy = Tensor.normal([8, 3, 4, 4], generator: &g)
+        let whole = BatchNorm2D(features: 3)
+        let (_, wholeGrads) = valueWithGradient(of: whole) { m in (m(x) * dy).sum() }
+        let reducer = PairReducer()
+        nonisolated(unsafe) let halves = [BatchNorm2D(features: 3), BatchNorm2D(features: 3)]
+        nonisolated(unsafe) var results: [Gradients?] = [nil, nil]
+        let threads = (0..<2).map { r in
+            Thread {
+                halves[r].statisticsReducer = reducer
+                let part = x.slice((4 * r)..<(4 * r + 4)), partDy = dy.slice((4 * r)..<(4 * r + 4))
+                results[r] = valueWithGradient(of: halves[r]) { m in (m(part) * partDy).sum() }.gradients
+            }
+        }
+        threads.forEach { $0.start() }
+        while results.contains(where: { $0 == nil }) { usleep(1000) }
+        // Each half's dγ, dβ are its own share; their sum is the whole batch's.
+        for k in 0..<2 {
+            let summed = results[0]!.tensors[k] + results[1]!.tensors[k]
+            #expect(zip(summed.scalars, wholeGrads.tensors[k].scalars).allSatisfy { abs($0 - $1) < 1e-4 })
+        }
+        #expect(zip(halves[0].runningMean.value.scalars, whole.runningMean.value.scalars).allSatisfy { abs($0 - $1) < 1e-5 })
+        #expect(halves[1].statisticsReducer != nil && whole.statisticsReducer == nil)
     }
 }

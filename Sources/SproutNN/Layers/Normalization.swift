@@ -10,6 +10,8 @@ public final class BatchNorm2D: Layer {
     public var momentum: Float
     public var epsilon: Float
     public var isTraining = true
+    /// Set for data-parallel training with statistics over the global batch (`--sync-bn`).
+    public var statisticsReducer: (any StatisticsReducer)?
 
     public init(features: Int, momentum: Float = 0.1, epsilon: Float = 1e-5, affine: Bool = true) {
         weight = affine ? Parameter(Tensor.ones([features])) : nil
@@ -33,7 +35,7 @@ public final class BatchNorm2D: Layer {
                                       weight: weight?.value, bias: bias?.value, epsilon: epsilon, fusedReLU: fusedReLU)
         }
         let (y, mean, variance) = batchNorm(x, weight: weight?.value, bias: bias?.value, epsilon: epsilon,
-                                            fusedReLU: fusedReLU)
+                                            fusedReLU: fusedReLU, statisticsReducer: statisticsReducer)
         updateRunningStatistics(runningMean: &runningMean.value, runningVariance: &runningVariance.value,
                                 batchMean: mean, batchVariance: variance, count: x.count / features, momentum: momentum)
         return y

@@ -8,7 +8,10 @@ import CSproutKernels
 /// Backward, per channel over the M = N·H·W values:
 ///   dβ = Σ dy,  dγ = Σ dy·x̂,  dx = γ/(M·√(σ²+ε)) · (M·dy − dβ − x̂·dγ)
 /// Plane sums are float (vectorised), their total over the batch double.
-public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, epsilon: Float = 1e-5, fusedReLU: Bool = false)
+/// With `statisticsReducer`, the statistics are those of every process's batch together
+/// (synchronised batch norm, `synchronizedBatchNorm`).
+public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, epsilon: Float = 1e-5, fusedReLU: Bool = false,
+                      statisticsReducer: (any StatisticsReducer)? = nil)
     -> (output: Tensor, mean: Tensor, variance: Tensor) {
     precondition(x.rank == 4 || x.rank == 2, "batchNorm: input must be [N, C, H, W] or [N, C], got \(x.shape)")
     let (n, c) = (x.shape[0], x.shape[1])
@@ -17,8 +20,9 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, epsilon: Floa
     if let bias { precondition(bias.shape == [c], "batchNorm: bias must be [\(c)], got \(bias.shape)") }
     let m = n * hw
     precondition(m > 1, "batchNorm: needs more than one value per channel in training mode, got \(x.shape)")
-    if let sum = BatchNormSynchronization.sumAcrossProcesses {
-        return synchronizedBatchNorm(x, weight: weight, bias: bias, epsilon: epsilon, fusedReLU: fusedReLU, sum: sum)
+    if let statisticsReducer {
+        return synchronizedBatchNorm(x, weight: weight, bias: bias, epsilon: epsilon, fusedReLU: fusedReLU,
+                                     sum: statisticsReducer.sumAcrossProcesses)
     }
     let mean = Tensor(uninitializedShape: [c]), variance = Tensor(uninitializedShape: [c])
     let y = Tensor(uninitializedShape: x.shape)
@@ -54,10 +58,13 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, epsilon: Floa
 }
 
 /// Sums per-channel statistics over the processes of a data-parallel job, so that batch norm
-/// normalises with the statistics of the global batch (PyTorch's SyncBatchNorm). Set once at
-/// start-up by `sprout train --sync-bn` under mpirun; nil (the default) keeps them per process.
-public enum BatchNormSynchronization {
-    nonisolated(unsafe) public static var sumAcrossProcesses: (@Sendable (UnsafeMutableBufferPointer<Double>) -> Void)?
+/// normalises with the statistics of the global batch (PyTorch's SyncBatchNorm). Given to
+/// each batch-norm layer (SproutDistributed's communicator is one); without one, statistics
+/// stay per process.
+public protocol StatisticsReducer: AnyObject, Sendable {
+    /// Replaces each value by its sum over every process, in place; every process calls it
+    /// with the same count at the same point.
+    func sumAcrossProcesses(_ values: UnsafeMutableBufferPointer<Double>)
 }
 
 /// Batch norm with statistics summed across processes.
@@ -65,7 +72,7 @@ public enum BatchNormSynchronization {
 ///   Backward: dγ, dβ from this process's values (the gradient average across processes adds
 ///   them up); dx = γ/(M·σ)·(M·g − Σg − x̂·Σg·x̂) with Σg, Σg·x̂ summed across processes.
 func synchronizedBatchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, epsilon: Float, fusedReLU: Bool,
-                           sum: @escaping @Sendable (UnsafeMutableBufferPointer<Double>) -> Void)
+                           sum: @escaping (UnsafeMutableBufferPointer<Double>) -> Void)
     -> (output: Tensor, mean: Tensor, variance: Tensor) {
     let (n, c) = (x.shape[0], x.shape[1])
     let hw = x.rank == 4 ? x.shape[2] * x.shape[3] : 1
