@@ -81,8 +81,6 @@ static gomp_parallel_fn gomp_parallel;
 static omp_int_fn omp_thread_num, omp_num_threads;
 
 __attribute__((constructor)) static void find_openmp(void) {
-    const char *v = getenv("SPROUT_POOL");
-    if (v && !strcmp(v, "dispatch")) return;
     gomp_parallel = (gomp_parallel_fn)dlsym(RTLD_DEFAULT, "GOMP_parallel");
     omp_thread_num = (omp_int_fn)dlsym(RTLD_DEFAULT, "omp_get_thread_num");
     omp_num_threads = (omp_int_fn)dlsym(RTLD_DEFAULT, "omp_get_num_threads");
@@ -110,3 +108,8 @@ void sprout_openmp_parallel(long count, long chunks, void (*body)(void *, long, 
     parallel_job job = {body, context, count, chunks};
     gomp_parallel(run_chunks, &job, (unsigned)chunks, 0);
 }
+
+// ---- Per-thread thread count (ExecutionContext) ------------------------------------
+static __thread int t_threads;
+void sprout_thread_set_threads(int threads) { t_threads = threads; }
+int sprout_thread_threads(void) { return t_threads; }

@@ -10,9 +10,15 @@
 // backward-weights of 3x3 layers and 2x for backward-data of the 3-channel input layer),
 // so a fixed rule, drawn from those measurements, picks one (`preferred_candidate`).
 // The rule is deterministic on purpose: timing-based choices would make two runs with the
-// same seed round differently. `SPROUT_CONV_AUTOTUNE=1` instead times both candidates on
-// the first call of each problem and pass and keeps the faster one. Primitives, reorders
-// and blocked buffers are cached, so a steady training loop creates and allocates nothing.
+// same seed round differently. Autotuning (`SPROUT_CONV_AUTOTUNE=1`, passed in by
+// `sprout_dnnl_configure`) instead times both candidates on the first call of each problem
+// and pass and keeps the faster one. Primitives, reorders and blocked buffers are cached, so
+// a steady training loop creates and allocates nothing.
+//
+// All of that state — the cache, its memory objects, the stream and the scratch area — lives
+// in a context (`sprout_conv_context`). Threads use the process's default context unless
+// they bind their own, so two inference threads (or two models) run convolutions at once,
+// each with its own primitives and scratch; only the engine is shared.
 #include "sprout_kernels.h"
 #include <dnnl.h>
 #include <pthread.h>
@@ -21,10 +27,11 @@
 #include <string.h>
 #include <time.h>
 
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static dnnl_engine_t g_engine;
-static dnnl_stream_t g_stream;
-static int g_state; // 0 unknown, 1 ready, -1 unavailable
+static pthread_once_t g_engine_once = PTHREAD_ONCE_INIT;
+static int g_engine_ready;
+static int g_dnnl_disabled;   // sprout_dnnl_configure
+static int g_autotune;
 
 enum { PASS_FWD = 0, PASS_BWD_DATA = 1, PASS_BWD_WEIGHTS = 2, PASS_COUNT = 3 };
 enum { SLOT_SRC, SLOT_WEI, SLOT_BIA, SLOT_DST, SLOT_COUNT };
@@ -57,24 +64,51 @@ typedef struct entry {
     struct entry *next;
 } entry_t;
 
-static entry_t *g_cache;
+struct sprout_conv_context {
+    pthread_mutex_t lock;  // a context may still be shared (the default one is)
+    dnnl_stream_t stream;
+    entry_t *cache;
+    void *scratch;
+    size_t scratch_bytes;
+};
 
-int sprout_dnnl_enabled(void) {
-    const char *env = getenv("SPROUT_DNNL");
-    return !(env && strcmp(env, "0") == 0);
+static sprout_conv_context g_default_context = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, NULL, 0};
+static __thread sprout_conv_context *t_context;
+
+void sprout_dnnl_configure(int enabled, int autotune) {
+    g_dnnl_disabled = !enabled;
+    g_autotune = autotune;
 }
 
-static int ensure_engine(void) {
-    if (g_state != 0) return g_state == 1;
-    if (!sprout_dnnl_enabled() ||
-        dnnl_engine_create(&g_engine, dnnl_cpu, 0) != dnnl_success ||
-        dnnl_stream_create(&g_stream, g_engine, dnnl_stream_default_flags) != dnnl_success) {
-        g_state = -1;
+int sprout_dnnl_enabled(void) { return !g_dnnl_disabled; }
+
+static void create_engine(void) {
+    g_engine_ready = dnnl_engine_create(&g_engine, dnnl_cpu, 0) == dnnl_success;
+}
+
+// The engine (once per process) and this context's stream; called with the context locked.
+static int ensure_engine(sprout_conv_context *ctx) {
+    if (g_dnnl_disabled) return 0;
+    pthread_once(&g_engine_once, create_engine);
+    if (!g_engine_ready) return 0;
+    if (!ctx->stream && dnnl_stream_create(&ctx->stream, g_engine, dnnl_stream_default_flags) != dnnl_success) {
+        ctx->stream = NULL;
         return 0;
     }
-    g_state = 1;
     return 1;
 }
+
+sprout_conv_context *sprout_conv_context_create(void) {
+    sprout_conv_context *ctx = calloc(1, sizeof *ctx);
+    if (ctx) pthread_mutex_init(&ctx->lock, NULL);
+    return ctx;
+}
+
+void sprout_conv_context_bind(sprout_conv_context *ctx) { t_context = ctx; }
+
+sprout_conv_context *sprout_conv_context_bound(void) { return t_context; }
+
+static sprout_conv_context *current_context(void) { return t_context ? t_context : &g_default_context; }
 
 const char *sprout_dnnl_version(void) {
     static char buf[32];
@@ -228,10 +262,6 @@ static void destroy_candidate(candidate_t *c) {
     memcpy(c->impl, impl, sizeof impl);
 }
 
-static int autotune_enabled(void) {
-    const char *env = getenv("SPROUT_CONV_AUTOTUNE");
-    return env && strcmp(env, "1") == 0;
-}
 
 // Measured (sprout bench ops, 2 threads, N=128): the blocked direct kernel wins forward
 // passes and backward-data of layers with many input channels; oneDNN's GEMM kernel on
@@ -243,16 +273,16 @@ static int preferred_candidate(const sprout_conv_problem *p, int pass) {
     return CAND_BLOCKED;
 }
 
-static entry_t *lookup(const sprout_conv_problem *p, int pass) {
-    for (entry_t *e = g_cache; e; e = e->next)
+static entry_t *lookup(sprout_conv_context *ctx, const sprout_conv_problem *p, int pass) {
+    for (entry_t *e = ctx->cache; e; e = e->next)
         if (e->pass == pass && memcmp(&e->p, p, sizeof *p) == 0) return e;
     entry_t *e = calloc(1, sizeof *e);
     e->p = *p;
     e->pass = pass;
     e->chosen = -1;
-    e->next = g_cache;
-    g_cache = e;
-    if (autotune_enabled()) {
+    e->next = ctx->cache;
+    ctx->cache = e;
+    if (g_autotune) {
         build_candidate(&e->cand[CAND_BLOCKED], p, pass, 1);
         build_candidate(&e->cand[CAND_PLAIN], p, pass, 0);
         // A single usable candidate needs no timing.
@@ -268,54 +298,51 @@ static entry_t *lookup(const sprout_conv_problem *p, int pass) {
     return e;
 }
 
-static void reorder(dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to) {
+static void reorder(sprout_conv_context *ctx, dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to) {
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-    dnnl_primitive_execute(r, g_stream, 2, args);
+    dnnl_primitive_execute(r, ctx->stream, 2, args);
 }
 
-static void *g_scratch;
-static size_t g_scratch_bytes;
-
-// Binds each slot's blocked buffer to its own region of the shared scratch area.
-static int bind_scratch(candidate_t *c) {
+// Binds each slot's blocked buffer to its own region of the context's scratch area.
+static int bind_scratch(sprout_conv_context *ctx, candidate_t *c) {
     size_t total = 0;
     for (int i = 0; i < SLOT_COUNT; i++) total += (c->slots[i].inner_bytes + 63) & ~(size_t)63;
-    if (total > g_scratch_bytes) {
-        free(g_scratch);
-        g_scratch = NULL;
-        g_scratch_bytes = 0;
-        if (posix_memalign(&g_scratch, 64, total) != 0) return 0;
-        g_scratch_bytes = total;
+    if (total > ctx->scratch_bytes) {
+        free(ctx->scratch);
+        ctx->scratch = NULL;
+        ctx->scratch_bytes = 0;
+        if (posix_memalign(&ctx->scratch, 64, total) != 0) return 0;
+        ctx->scratch_bytes = total;
     }
     size_t offset = 0;
     for (int i = 0; i < SLOT_COUNT; i++) {
         slot_t *s = &c->slots[i];
         if (!s->used || s->inner_bytes == 0) continue;
-        dnnl_memory_set_data_handle(s->inner, (char *)g_scratch + offset);
+        dnnl_memory_set_data_handle(s->inner, (char *)ctx->scratch + offset);
         offset += (s->inner_bytes + 63) & ~(size_t)63;
     }
     return 1;
 }
 
-static int execute(candidate_t *c, void *ptrs[SLOT_COUNT], const int arg_ids[SLOT_COUNT]) {
-    if (!bind_scratch(c)) return 1;
+static int execute(sprout_conv_context *ctx, candidate_t *c, void *ptrs[SLOT_COUNT], const int arg_ids[SLOT_COUNT]) {
+    if (!bind_scratch(ctx, c)) return 1;
     dnnl_exec_arg_t args[SLOT_COUNT];
     int nargs = 0;
     for (int i = 0; i < SLOT_COUNT; i++) {
         slot_t *s = &c->slots[i];
         if (!s->used) continue;
         dnnl_memory_set_data_handle(s->user, ptrs[i]);
-        if (s->to_inner) reorder(s->to_inner, s->user, s->inner);
+        if (s->to_inner) reorder(ctx, s->to_inner, s->user, s->inner);
         args[nargs].arg = arg_ids[i];
         args[nargs].memory = s->inner;
         nargs++;
     }
-    int status = dnnl_primitive_execute(c->prim, g_stream, nargs, args) == dnnl_success ? 0 : 1;
+    int status = dnnl_primitive_execute(c->prim, ctx->stream, nargs, args) == dnnl_success ? 0 : 1;
     for (int i = 0; i < SLOT_COUNT; i++) {
         slot_t *s = &c->slots[i];
-        if (s->used && s->to_user) reorder(s->to_user, s->inner, s->user);
+        if (s->used && s->to_user) reorder(ctx, s->to_user, s->inner, s->user);
     }
-    dnnl_stream_wait(g_stream);
+    dnnl_stream_wait(ctx->stream);
     return status;
 }
 
@@ -328,16 +355,16 @@ static double now_seconds(void) {
 // Times each usable candidate on the caller's own buffers (the first run of each warms
 // its buffers up; the better of the next two counts) and destroys the loser. Every pass
 // writes its outputs whole, so the extra runs leave the same result.
-static void tune(entry_t *e, void *ptrs[SLOT_COUNT], const int arg_ids[SLOT_COUNT]) {
+static void tune(sprout_conv_context *ctx, entry_t *e, void *ptrs[SLOT_COUNT], const int arg_ids[SLOT_COUNT]) {
     double best = 1e30;
     for (int k = 0; k < CAND_COUNT; k++) {
         candidate_t *c = &e->cand[k];
         if (!c->ok) continue;
-        execute(c, ptrs, arg_ids);
+        execute(ctx, c, ptrs, arg_ids);
         double t = 1e30;
         for (int r = 0; r < 2; r++) {
             double t0 = now_seconds();
-            execute(c, ptrs, arg_ids);
+            execute(ctx, c, ptrs, arg_ids);
             double dt = now_seconds() - t0;
             if (dt < t) t = dt;
         }
@@ -350,15 +377,30 @@ static void tune(entry_t *e, void *ptrs[SLOT_COUNT], const int arg_ids[SLOT_COUN
 // Runs one cached pass: bind the caller's pointers, reorder inputs in, execute, reorder
 // outputs back. `ptrs` is indexed by SLOT_*; `arg_ids` gives each slot's DNNL_ARG_*.
 static int run(const sprout_conv_problem *p, int pass, void *ptrs[SLOT_COUNT], const int arg_ids[SLOT_COUNT]) {
-    pthread_mutex_lock(&g_lock);
+    sprout_conv_context *ctx = current_context();
+    pthread_mutex_lock(&ctx->lock);
     int status = 1;
-    if (ensure_engine()) {
-        entry_t *e = lookup(p, pass);
-        if (e->chosen < 0 && (e->cand[0].ok || e->cand[1].ok)) tune(e, ptrs, arg_ids);
-        if (e->chosen >= 0) status = execute(&e->cand[e->chosen], ptrs, arg_ids);
+    if (ensure_engine(ctx)) {
+        entry_t *e = lookup(ctx, p, pass);
+        if (e->chosen < 0 && (e->cand[0].ok || e->cand[1].ok)) tune(ctx, e, ptrs, arg_ids);
+        if (e->chosen >= 0) status = execute(ctx, &e->cand[e->chosen], ptrs, arg_ids);
     }
-    pthread_mutex_unlock(&g_lock);
+    pthread_mutex_unlock(&ctx->lock);
     return status;
+}
+
+void sprout_conv_context_destroy(sprout_conv_context *ctx) {
+    if (!ctx || ctx == &g_default_context) return;
+    if (t_context == ctx) t_context = NULL;
+    for (entry_t *e = ctx->cache, *next; e; e = next) {
+        next = e->next;
+        for (int k = 0; k < CAND_COUNT; k++) destroy_candidate(&e->cand[k]);
+        free(e);
+    }
+    if (ctx->stream) dnnl_stream_destroy(ctx->stream);
+    free(ctx->scratch);
+    pthread_mutex_destroy(&ctx->lock);
+    free(ctx);
 }
 
 int sprout_conv_forward(const sprout_conv_problem *p, const float *x, const float *w, const float *bias, float *y) {
@@ -381,9 +423,10 @@ int sprout_conv_backward_weights(const sprout_conv_problem *p, const float *x, c
 
 const char *sprout_conv_implementation(const sprout_conv_problem *p, int pass) {
     const char *name = "";
-    pthread_mutex_lock(&g_lock);
-    if (ensure_engine()) {
-        entry_t *e = lookup(p, pass);
+    sprout_conv_context *ctx = current_context();
+    pthread_mutex_lock(&ctx->lock);
+    if (ensure_engine(ctx)) {
+        entry_t *e = lookup(ctx, p, pass);
         // Before tuning, report the candidates; after, the one kept.
         static char both[160];
         if (e->chosen >= 0) {
@@ -395,14 +438,14 @@ const char *sprout_conv_implementation(const sprout_conv_problem *p, int pass) {
             name = "";
         }
     }
-    pthread_mutex_unlock(&g_lock);
+    pthread_mutex_unlock(&ctx->lock);
     return name;
 }
 
 // ---- GEMM on oneDNN's pool ---------------------------------------------------------
 int sprout_dnnl_sgemm(int transpose_a, int transpose_b, long m, long n, long k, const float *a, long lda,
                       const float *b, long ldb, float beta, float *c, long ldc) {
-    if (!sprout_dnnl_enabled()) return -1;
+    if (g_dnnl_disabled) return -1;
     dnnl_status_t s = dnnl_sgemm(transpose_a ? 'T' : 'N', transpose_b ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb,
                                  beta, c, ldc);
     return s == dnnl_success ? 0 : -1;

@@ -1,5 +1,5 @@
 // Run-time choice of the loop set: AVX2+FMA when the CPU and OS have it, else the
-// baseline build. SPROUT_SIMD=generic (or 0/off) forces the baseline, for comparisons.
+// baseline build. sprout_simd_configure(1) (SPROUT_SIMD=generic) forces the baseline.
 #include "simd_internal.h"
 #include <stdlib.h>
 #include <string.h>
@@ -13,11 +13,10 @@ static void choose(int level) {
     active_level = avx2 ? 1 : 0;
 }
 
-__attribute__((constructor)) static void choose_from_environment(void) {
-    const char *v = getenv("SPROUT_SIMD");
-    int off = v && (!strcmp(v, "0") || !strcmp(v, "off") || !strcmp(v, "generic") || !strcmp(v, "sse2"));
-    choose(off ? 0 : 1);
-}
+// The best set the CPU has, until RuntimeSettings (SPROUT_SIMD) says otherwise.
+__attribute__((constructor)) static void choose_best(void) { choose(1); }
+
+void sprout_simd_configure(int generic) { choose(generic ? 0 : 1); }
 
 int sprout_simd_level(void) { return active_level; }
 const char *sprout_simd_name(void) { return active_level == 1 ? "avx2+fma" : "generic (sse2)"; }

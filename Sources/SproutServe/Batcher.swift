@@ -3,9 +3,9 @@ import SproutData
 import SproutTensor
 import SproutTrain
 
-/// Groups concurrent requests into one forward pass. One inference thread serves every
-/// model: the convolution glue shares one scratch area, and two cores are better used by one
-/// batched forward pass than by several small ones competing.
+/// Groups concurrent requests into one forward pass, on `inferenceThreads` threads. Each
+/// thread has an `ExecutionContext` of its own (its convolution state and an equal share of
+/// the cores), so their forward passes run at once; one thread at a time collects a batch.
 ///
 /// A request waits at most `maxWait` for others to join it; a batch holds at most `maxBatch`
 /// images, all for the same model, and runs on the version current when it starts.
@@ -28,18 +28,24 @@ public final class Batcher: @unchecked Sendable {
     private let condition = NSCondition()
     private var queue: [Pending] = []
     private var stopped = false
-    private var thread: Thread?
+    /// A thread is gathering a batch (the others wait for it to finish).
+    private var collecting = false
+    public let inferenceThreads: Int
     /// Called with each batch's size (metrics).
     let onBatch: @Sendable (Int) -> Void
 
-    public init(maxBatch: Int = 16, maxWait: TimeInterval = 0.005, onBatch: @escaping @Sendable (Int) -> Void = { _ in }) {
+    public init(maxBatch: Int = 16, maxWait: TimeInterval = 0.005, inferenceThreads: Int = 1,
+                onBatch: @escaping @Sendable (Int) -> Void = { _ in }) {
         precondition(maxBatch >= 1, "Batcher: maxBatch must be at least 1")
-        (self.maxBatch, self.maxWait, self.onBatch) = (maxBatch, maxWait, onBatch)
-        let t = Thread { [unowned self] in self.run() }
-        t.name = "sprout-inference"
-        t.stackSize = 8 << 20
-        thread = t
-        t.start()
+        precondition(inferenceThreads >= 1, "Batcher: inferenceThreads must be at least 1")
+        (self.maxBatch, self.maxWait, self.onBatch, self.inferenceThreads) = (maxBatch, maxWait, onBatch, inferenceThreads)
+        let share = max(1, Threading.count / inferenceThreads)
+        for i in 0..<inferenceThreads {
+            let t = Thread { [unowned self] in ExecutionContext(threads: share).run { self.run() } }
+            t.name = "sprout-inference-\(i)"
+            t.stackSize = 8 << 20
+            t.start()
+        }
     }
 
     /// Class probabilities for one decoded image ([C, H, W] bytes at the model's
@@ -67,9 +73,11 @@ public final class Batcher: @unchecked Sendable {
     private func run() {
         while true {
             condition.lock()
-            while queue.isEmpty && !stopped { condition.wait() }
+            while (queue.isEmpty || collecting) && !stopped { condition.wait() }
             if stopped && queue.isEmpty { condition.unlock(); return }
-            // Wait until the oldest request has waited maxWait, or a batch is full.
+            // Wait until the oldest request has waited maxWait, or a batch is full. Only the
+            // collecting thread removes requests, so the queue cannot empty under it.
+            collecting = true
             let slot = queue[0].slot
             let deadline = queue[0].arrived.addingTimeInterval(maxWait)
             while queue.filter({ $0.slot === slot }).count < maxBatch && Date() < deadline && !stopped {
@@ -81,6 +89,8 @@ public final class Batcher: @unchecked Sendable {
                 if p.slot === slot && batch.count < maxBatch { batch.append(p) } else { rest.append(p) }
             }
             queue = rest
+            collecting = false
+            condition.broadcast()
             condition.unlock()
             process(batch, slot: slot)
         }

@@ -24,7 +24,7 @@ public final class InferenceService: @unchecked Sendable {
     public let batcher: Batcher
     public let metrics: ServeMetrics
 
-    public init(slots: [ModelSlot], maxBatch: Int = 16, maxWaitMilliseconds: Double = 5) throws {
+    public init(slots: [ModelSlot], maxBatch: Int = 16, maxWaitMilliseconds: Double = 5, inferenceThreads: Int = 1) throws {
         var byName: [String: ModelSlot] = [:]
         for s in slots {
             guard byName[s.name] == nil else { throw ServeError.duplicateName(s.name) }
@@ -34,7 +34,9 @@ public final class InferenceService: @unchecked Sendable {
         order = slots.map(\.name)
         let metrics = ServeMetrics()
         self.metrics = metrics
-        batcher = Batcher(maxBatch: maxBatch, maxWait: maxWaitMilliseconds / 1000) { metrics.recordBatch(size: $0) }
+        batcher = Batcher(maxBatch: maxBatch, maxWait: maxWaitMilliseconds / 1000, inferenceThreads: inferenceThreads) {
+            metrics.recordBatch(size: $0)
+        }
         for s in slots { metrics.setVersion(model: s.name, step: s.current.step) }
     }
 

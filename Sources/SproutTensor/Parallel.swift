@@ -25,20 +25,20 @@ public enum Threading {
     }
 
     /// Whether Sprout's loops share oneDNN's OpenMP pool (else they run on libdispatch).
-    public static let usesOpenMPPool = sprout_openmp_pool_available() != 0
+    public static let usesOpenMPPool = sprout_openmp_pool_available() != 0 && RuntimeSettings.current.pool == .openmp
 
     /// Cores this process may run on (its CPU affinity mask).
     public static var availableCores: Int {
         max(1, Int(sprout_available_cores()))
     }
 
-    /// The thread count in force: `configure(threads:)`, else `SPROUT_NUM_THREADS`,
-    /// else the available cores.
+    /// The thread count in force: the calling thread's `ExecutionContext`, else
+    /// `configure(threads:)`, else `SPROUT_NUM_THREADS`, else the available cores.
     public static var count: Int {
+        if let local = ExecutionContext.boundThreads { return local }
         let n = configured.load(ordering: .relaxed)
         if n > 0 { return n }
-        var chosen = availableCores
-        if let text = getenv("SPROUT_NUM_THREADS"), let v = Int(String(cString: text)), v > 0 { chosen = v }
+        let chosen = RuntimeSettings.current.threads ?? availableCores
         apply(chosen)
         return chosen
     }

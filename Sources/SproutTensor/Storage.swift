@@ -24,7 +24,7 @@ public final class TensorStorage: @unchecked Sendable {
 }
 
 /// Size-bucketed free list of aligned buffers. Bounded by `limitBytes`
-/// (`SPROUT_BUFFER_CACHE_MB`, default 1024): past it, buffers are freed.
+/// (`RuntimeSettings.bufferCacheMegabytes`, default 1024): past it, buffers are freed.
 final class BufferCache: Sendable {
     static let shared = BufferCache()
 
@@ -41,11 +41,9 @@ final class BufferCache: Sendable {
     let limitBytes: Int
 
     init() {
-        if let text = getenv("SPROUT_BUFFER_CACHE_MB"), let mb = Int(String(cString: text)), mb >= 0 {
-            limitBytes = mb << 20
-        } else {
-            limitBytes = 1024 << 20
-        }
+        // The first tensor of the process comes through here: the kernels get their settings first.
+        RuntimeSettings.applied
+        limitBytes = RuntimeSettings.current.bufferCacheMegabytes << 20
     }
 
     func take(count: Int) -> UnsafeMutablePointer<Float> {

@@ -31,11 +31,17 @@ public enum SystemInfo {
         return v.isEmpty ? nil : v
     }
 
-    public static var oneDNNEnabled: Bool { sprout_dnnl_enabled() != 0 }
+    public static var oneDNNEnabled: Bool {
+        RuntimeSettings.applied
+        return sprout_dnnl_enabled() != 0
+    }
 
     /// The build of Sprout's element-wise, normalisation and pooling loops in use:
     /// "avx2+fma" or "generic (sse2)" (no AVX2/FMA on this CPU, or SPROUT_SIMD=generic).
-    public static var simdLoops: String { String(cString: sprout_simd_name()) }
+    public static var simdLoops: String {
+        RuntimeSettings.applied
+        return String(cString: sprout_simd_name())
+    }
 
     /// Where matrix products run: oneDNN's GEMM (on the shared OpenMP pool) or OpenBLAS
     /// (oneDNN missing, SPROUT_DNNL=0 or SPROUT_GEMM=openblas).

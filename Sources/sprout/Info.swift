@@ -27,5 +27,9 @@ struct Info: ParsableCommand {
         }
         let conv = convolutionImplementation(inputShape: [128, 64, 12, 12], weightShape: [64, 64, 5, 5], padding: .same)
         print("conv2d:    forward \(conv[0]), backward data \(conv[1]), backward weights \(conv[2]) (5×5, 64→64, 12×12, N=128)")
+        print("settings (environment, effective):")
+        for (variable, value) in RuntimeSettings.current.described {
+            print("  \(variable.padding(toLength: 24, withPad: " ", startingAt: 0))\(value)")
+        }
     }
 }

@@ -26,6 +26,7 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Allow a non-loopback --host without --api-key.") var allowUnauthenticated = false
     @Option(help: "Most images in one forward pass.") var maxBatch = 16
     @Option(help: "Most milliseconds a request waits for others to share its forward pass.") var maxWaitMs: Double = 5
+    @Option(help: "Threads running forward passes at once, each with an equal share of --threads.") var inferenceThreads = 1
     @Option(help: "Largest request body, in bytes.") var maxBodyBytes = 10 << 20
     @Option(help: "Seconds between looks for newer checkpoints.") var reloadInterval: Double = 5
     @Flag(help: "Use the live weights even when a checkpoint has EMA weights.") var noEma = false
@@ -39,8 +40,10 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--host \(host) is reachable from other machines: give --api-key KEY, or --allow-unauthenticated to serve without one")
         }
         guard maxBatch >= 1 else { throw ValidationError("--max-batch must be at least 1") }
+        guard inferenceThreads >= 1 else { throw ValidationError("--inference-threads must be at least 1") }
         let slots = try runDirs.map { try ModelSlot(runDirectory: $0, useEMA: !noEma) }
-        let service = try InferenceService(slots: slots, maxBatch: maxBatch, maxWaitMilliseconds: maxWaitMs)
+        let service = try InferenceService(slots: slots, maxBatch: maxBatch, maxWaitMilliseconds: maxWaitMs,
+                                           inferenceThreads: inferenceThreads)
         var options = ServeOptions()
         (options.host, options.port, options.apiKey) = (host, port, apiKey)
         (options.maxBodyBytes, options.reloadIntervalSeconds) = (maxBodyBytes, reloadInterval)

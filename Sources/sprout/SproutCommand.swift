@@ -50,7 +50,7 @@ struct ThreadOptions: ParsableArguments {
         guard device.lowercased() == "cpu" else {
             throw ValidationError("--device \(device): this build has no GPU backend; use --device cpu (the default)")
         }
-        if let text = maxMemory ?? ProcessInfo.processInfo.environment["SPROUT_MAX_MEMORY"] {
+        if let text = maxMemory ?? RuntimeSettings.current.maxMemory {
             guard let bytes = TensorMemory.parseSize(text) else {
                 throw ValidationError("--max-memory '\(text)' is not a size (examples: 512M, 2G, 1.5GiB)")
             }

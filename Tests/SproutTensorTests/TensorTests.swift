@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SproutTensor
 
@@ -170,5 +171,43 @@ import Testing
         let p1 = Tensor.zeros([54_321]).storage.pointer
         let p2 = Tensor.zeros([54_321]).storage.pointer
         #expect(p1 == p2, "a freed buffer of the same size is reused")
+    }
+}
+
+/// Convolution state per execution context: two threads, each with its own context, run
+/// convolutions (forward and both backward passes) at the same time and get exactly what
+/// the default context computes alone.
+@Suite struct ExecutionContextTests {
+    @Test func twoContextsRunConvolutionsAtOnce() throws {
+        let shapes: [([Int], [Int])] = [([4, 8, 12, 12], [16, 8, 3, 3]), ([2, 16, 9, 9], [8, 16, 5, 5])]
+        let inputs = shapes.enumerated().map { i, s in (randn(s.0, seed: UInt64(10 + i)), randn(s.1, seed: UInt64(20 + i), std: 0.2)) }
+        @Sendable func step(_ x: Tensor, _ w: Tensor) -> [Float] {
+            let (y, g) = valueWithGradient(at: [x, w]) { t in conv2d(t[0], weight: t[1], padding: .same).sum() }
+            return y.scalars + g[0].scalars + g[1].scalars
+        }
+        // The reference: the same work alone, on one thread (results depend on the thread count).
+        let expected = ExecutionContext(threads: 1).run { inputs.map { step($0.0, $0.1) } }
+        nonisolated(unsafe) var results: [[[Float]]] = [[], []]
+        let done = DispatchGroup()
+        for t in 0..<2 {
+            done.enter()
+            Thread {
+                let context = ExecutionContext(threads: 1)
+                context.run {
+                    #expect(Threading.count == 1)
+                    for round in 0..<10 { results[t].append(step(inputs[(t + round) % 2].0, inputs[(t + round) % 2].1)) }
+                }
+                #expect(ExecutionContext.boundThreads == nil, "the context is unbound after run")
+                done.leave()
+            }.start()
+        }
+        done.wait()
+        for t in 0..<2 {
+            #expect(results[t].count == 10)
+            for (round, r) in results[t].enumerated() {
+                let same = r == expected[(t + round) % 2]
+                #expect(same, "thread \(t) round \(round) differs from the same work done alone")
+            }
+        }
     }
 }

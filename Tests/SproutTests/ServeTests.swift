@@ -188,3 +188,31 @@ func onOwnThread(_ work: @escaping @Sendable () throws -> Void) async throws {
         Thread { continuation.resume(with: Result { try work() }) }.start()
     }
 }
+
+@Suite struct InferenceThreadTests {
+    /// Two inference threads, each with its own execution context: every request of a burst
+    /// is answered with the probabilities one thread alone gives.
+    @Test func twoInferenceThreadsAnswerEveryRequest() async throws {
+        let dir = TemporaryDirectory()
+        let run = try servedRun(dir)
+        let single = try InferenceService(slots: [try ModelSlot(runDirectory: run)], maxBatch: 1, maxWaitMilliseconds: 1)
+        let double = try InferenceService(slots: [try ModelSlot(runDirectory: run)], maxBatch: 2, maxWaitMilliseconds: 1,
+                                          inferenceThreads: 2)
+        defer { single.batcher.stop(); double.batcher.stop() }
+        let images: [[UInt8]] = (0..<16).map { (i: Int) -> [UInt8] in
+            (0..<192).map { (j: Int) -> UInt8 in UInt8((j * 7 + i * 31) % 256) }
+        }
+        let slot = double.slots["shapes"]!, reference = single.slots["shapes"]!
+        let results = try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
+            for (i, pixels) in images.enumerated() {
+                group.addTask { (i, try await double.batcher.classify(pixels, on: slot).probabilities) }
+            }
+            return try await group.reduce(into: [Int: [Float]]()) { $0[$1.0] = $1.1 }
+        }
+        #expect(results.count == 16 && double.batcher.inferenceThreads == 2)
+        for (i, pixels) in images.enumerated() {
+            let alone = try await single.batcher.classify(pixels, on: reference).probabilities
+            #expect(zip(alone, results[i]!).allSatisfy { abs($0 - $1) < 1e-6 }, "image \(i)")
+        }
+    }
+}

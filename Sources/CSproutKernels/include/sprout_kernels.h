@@ -26,9 +26,12 @@ void sprout_line_buffer_stdout(void);
 // ---- Threads of the native libraries -------------------------------------
 /// Sets OpenMP's thread count (oneDNN's pool) when the OpenMP runtime is loaded.
 void sprout_set_omp_threads(int threads);
-/// 1 when Sprout's loops run on OpenMP's pool (oneDNN's), 0 when they fall back to
-/// libdispatch (no OpenMP runtime loaded, or SPROUT_POOL=dispatch).
+/// 1 when Sprout's loops can run on OpenMP's pool (oneDNN's), 0 when they fall back to
+/// libdispatch (no OpenMP runtime loaded). Whether they do is RuntimeSettings' choice.
 int sprout_openmp_pool_available(void);
+/// The calling thread's own thread budget (0: none, the process's applies); ExecutionContext's.
+void sprout_thread_set_threads(int threads);
+int sprout_thread_threads(void);
 /// Runs body(context, begin, end) over [0, count) split into `chunks` contiguous parts,
 /// on OpenMP's threads (the caller is thread 0). Only when the pool is available.
 void sprout_openmp_parallel(long count, long chunks, void (*body)(void *, long, long), void *context);
@@ -63,8 +66,21 @@ int sprout_dnnl_sgemm(int transpose_a, int transpose_b, long m, long n, long k, 
                       const float *b, long ldb, float beta, float *c, long ldc);
 /// oneDNN's version as "major.minor.patch", or "" if unavailable.
 const char *sprout_dnnl_version(void);
-/// Set SPROUT_DNNL=0 in the environment to disable oneDNN (the caller's im2col path runs).
+/// Settings from the Swift layer (RuntimeSettings reads SPROUT_DNNL and SPROUT_CONV_AUTOTUNE):
+/// enabled 0 disables oneDNN (the caller's im2col path runs); autotune 1 times both
+/// convolution candidates per problem instead of the fixed rule. Defaults: 1, 0.
+void sprout_dnnl_configure(int enabled, int autotune);
 int sprout_dnnl_enabled(void);
+
+/// The convolution glue's state — primitive cache, stream, scratch — for one thread of work.
+/// A thread uses the process's default context until it binds one of its own; a context is
+/// for one thread at a time. Destroying a bound context unbinds it.
+typedef struct sprout_conv_context sprout_conv_context;
+sprout_conv_context *sprout_conv_context_create(void);
+void sprout_conv_context_destroy(sprout_conv_context *ctx);
+/// Binds `ctx` to the calling thread (NULL: back to the default context).
+void sprout_conv_context_bind(sprout_conv_context *ctx);
+sprout_conv_context *sprout_conv_context_bound(void);
 
 // ---- Local response normalization (TensorFlow semantics), NCHW -------------
 /// y = x / (bias + alpha * sum_{|c'-c|<=radius} x[c']^2)^beta ; also writes the
@@ -76,7 +92,8 @@ void sprout_lrn_backward(const float *x, const float *y, const float *scale, con
 
 // ---- Element-wise, normalisation and pooling loops (simd.c) -----------------
 // Each has an AVX2+FMA build and a baseline build; the CPU picks at start-up.
-// SPROUT_SIMD=generic in the environment forces the baseline build.
+// sprout_simd_configure(1) forces the baseline build (RuntimeSettings: SPROUT_SIMD=generic).
+void sprout_simd_configure(int generic);
 /// 1 when the AVX2+FMA loops are active, 0 for the baseline (SSE2) loops.
 int sprout_simd_level(void);
 /// "avx2+fma" or "generic (sse2)".

@@ -5,7 +5,10 @@ import Glibc
 #endif
 
 enum GEMMBackend {
-    static let useDNNL = sprout_dnnl_enabled() != 0 && getenv("SPROUT_GEMM").map { String(cString: $0) } != "openblas"
+    static let useDNNL: Bool = {
+        RuntimeSettings.applied
+        return sprout_dnnl_enabled() != 0 && RuntimeSettings.current.gemm == .onednn
+    }()
 }
 
 /// C[b] = op(A[b]) · op(B[b]) for every batch entry; strides 0 reuse one matrix.
