@@ -6,7 +6,8 @@
 public struct Tensor: @unchecked Sendable {
     public let shape: [Int]
     @usableFromInline var storage: TensorStorage
-    var node: GradNode?
+    /// The recorded op (and which of its outputs) this tensor came from, inside `valueWithGradient`.
+    var node: GradEdge?
 
     /// Wraps storage without copying. `shape`'s product must equal `storage.count`.
     init(shape: [Int], storage: TensorStorage) {

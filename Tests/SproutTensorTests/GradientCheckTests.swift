@@ -165,3 +165,34 @@ import Testing
         }
     }
 }
+
+/// Several outputs of one recorded op, slices summed into one gradient buffer, stacking.
+@Suite struct MultiOutputTapeTests {
+    @Test func unstackedAndStackedAreInversesWithGradients() {
+        let x = randn([3, 4, 2], seed: 7)
+        let parts = x.unstacked(alongAxis: 1)
+        #expect(parts.count == 4 && parts[2].shape == [3, 2])
+        #expect(Tensor.stacked(parts, alongAxis: 1).scalars == x.scalars)
+        // Outputs used unequally, one not at all: each slice's gradient lands in its place.
+        expectGradientsMatchFiniteDifferences([x]) { xs in
+            let p = xs[0].unstacked(alongAxis: 1)
+            return Tensor.stacked([p[0] * p[1], exp(p[3]), p[0]], alongAxis: 2)
+        }
+    }
+
+    @Test func sliceGradientsAccumulateIntoOneBuffer() {
+        // Per-time-step slicing as a recurrent layer does it, with overlapping ranges.
+        let x = randn([2, 6, 3], seed: 8)
+        expectGradientsMatchFiniteDifferences([x]) { xs in
+            var h = xs[0].slice(0..<1, alongAxis: 1)
+            for t in 1..<6 { h = tanh(h + xs[0].slice(t..<(t + 1), alongAxis: 1)) * xs[0].slice((t - 1)..<t, alongAxis: 1) }
+            return h + xs[0].slice(2..<5, alongAxis: 1).sum(alongAxes: [1], keepingDimensions: true)
+        }
+    }
+
+    @Test func anUnusedOutputGetsNoGradientAndTheTapeStillFrees() {
+        let x = randn([4, 3], seed: 9)
+        let (_, g) = valueWithGradient(at: x) { x in x.unstacked(alongAxis: 0)[1].sum() }
+        #expect(g.scalars == [0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+    }
+}

@@ -144,7 +144,7 @@ import Testing
         var kept: Tensor?
         _ = valueWithGradient(at: Tensor([1, 2, 3])) { x in
             let y = exp(x)
-            node = y.node
+            node = y.node?.node
             kept = y
             return y.sum()
         }

@@ -285,3 +285,21 @@ import SproutTensor
         #expect(halves[1].statisticsReducer != nil && whole.statisticsReducer == nil)
     }
 }
+
+@Suite struct LinearLeadingAxesTests {
+    /// [B, T, in] → [B, T, out]: the same as applying the layer to every [in] row.
+    @Test func linearAppliesToTheLastAxis() {
+        seedEverything(3)
+        let layer = Linear(inFeatures: 4, outFeatures: 3)
+        var g = SeededGenerator(seed: 5)
+        let x = Tensor.normal([2, 5, 4], generator: &g)
+        let y = layer(x)
+        #expect(y.shape == [2, 5, 3])
+        let rows = layer(x.reshaped(to: [10, 4]))
+        #expect(y.scalars == rows.scalars)
+        #expect(layer(Tensor.normal([4], generator: &g)).shape == [3])
+        let (_, grads) = valueWithGradient(of: layer) { m in (m(x) * m(x)).sum() }
+        let (_, rowGrads) = valueWithGradient(of: layer) { m in (m(x.reshaped(to: [10, 4])) * m(x.reshaped(to: [10, 4]))).sum() }
+        #expect(grads.tensors.map(\.scalars) == rowGrads.tensors.map(\.scalars))
+    }
+}

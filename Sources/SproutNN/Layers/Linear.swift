@@ -1,6 +1,7 @@
 import SproutTensor
 
-/// y = x·Wᵀ + b.   x: [N, in] → [N, out]; W: [out, in] (PyTorch layout), b: [out]
+/// y = x·Wᵀ + b.   x: [..., in] → [..., out] (any leading axes, as PyTorch's); W: [out, in]
+/// (PyTorch layout), b: [out]
 public final class Linear: Layer {
     public let weight: Parameter
     public let bias: Parameter?
@@ -24,10 +25,13 @@ public final class Linear: Layer {
     public var outFeatures: Int { weight.shape[0] }
 
     public func forward(_ x: Tensor) -> Tensor {
-        precondition(x.rank == 2 && x.shape[1] == inFeatures,
-                     "Linear(\(inFeatures)→\(outFeatures)): input must be [N, \(inFeatures)], got \(x.shape)")
-        let y = matmul(x, weight.value, transposeB: true)
-        return bias.map { y + $0.value } ?? y
+        precondition(x.rank >= 1 && x.shape[x.rank - 1] == inFeatures,
+                     "Linear(\(inFeatures)→\(outFeatures)): input must be [..., \(inFeatures)], got \(x.shape)")
+        // Leading axes fold into the rows of one GEMM.
+        let rows = x.rank == 2 ? x : x.reshaped(to: [-1, inFeatures])
+        var y = matmul(rows, weight.value, transposeB: true)
+        if let bias { y = y + bias.value }
+        return x.rank == 2 ? y : y.reshaped(to: Array(x.shape.dropLast()) + [outFeatures])
     }
 
     public var ownParameters: [(name: String, parameter: Parameter)] {

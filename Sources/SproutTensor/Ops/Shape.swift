@@ -75,15 +75,64 @@ extension Tensor {
         for o in 0..<outer {
             (dst + o * run).update(from: src + (o * shape[a] + range.lowerBound) * inner, count: run)
         }
-        let inShape = shape
-        return out.recorded("slice", self) { g in
-            // Scatter back into zeros: [.., range, ..] of a zero tensor of the input's shape.
-            let full = Tensor(shape: inShape, repeating: 0)
-            let gp = g.storage.pointer, fp = full.storage.pointer
+        // Backward adds g into [.., range, ..] of the input's one gradient buffer.
+        return out.recordedSlab("slice", self, axis: a, range: range)
+    }
+
+    /// self[.., range, ..] += g along `axis` (autodiff's accumulation of slice gradients).
+    ///   self: [.., n, ..], g: [.., range.count, ..] → in place
+    mutating func addSlab(_ g: Tensor, alongAxis axis: Int, range: Range<Int>) {
+        var expected = shape
+        expected[axis] = range.count
+        precondition(g.shape == expected, "autodiff: a slice gradient of shape \(g.shape) for \(range) of axis \(axis) of \(shape)")
+        let outer = shape[..<axis].reduce(1, *), inner = shape[(axis + 1)...].reduce(1, *), n = shape[axis]
+        let run = range.count * inner
+        let gp = g.storage.pointer
+        withMutableData { d in
             for o in 0..<outer {
-                (fp + (o * inShape[a] + range.lowerBound) * inner).update(from: gp + o * run, count: run)
+                let dst = d.baseAddress! + (o * n + range.lowerBound) * inner, src = gp + o * run
+                for i in 0..<run { dst[i] += src[i] }
             }
-            return full
+        }
+    }
+
+    /// Inserts an axis of size 1 at `axis` (unsqueeze).
+    public func expandingShape(at axis: Int) -> Tensor {
+        let a = axis < 0 ? axis + rank + 1 : axis
+        precondition(a >= 0 && a <= rank, "expandingShape: axis \(axis) out of range for rank \(rank)")
+        var s = shape
+        s.insert(1, at: a)
+        return reshaped(to: s)
+    }
+
+    /// Tensors of one shape joined along a new axis.   T × [..] → [.., T, ..]
+    public static func stacked(_ tensors: [Tensor], alongAxis axis: Int = 0) -> Tensor {
+        precondition(!tensors.isEmpty, "stacked: no tensors")
+        for t in tensors {
+            precondition(t.shape == tensors[0].shape, "stacked: shape \(t.shape) differs from \(tensors[0].shape)")
+        }
+        return concatenate(tensors.map { $0.expandingShape(at: axis) }, alongAxis: axis)
+    }
+
+    /// The slices along `axis`, that axis dropped: [.., T, ..] → T × [..]. One op with T
+    /// outputs: backward writes every slice's gradient into one buffer (O(T), as per-time-step
+    /// recurrent layers need).
+    public func unstacked(alongAxis axis: Int = 0) -> [Tensor] {
+        let a = normalizeAxis(axis, rank: rank, op: "unstacked")
+        let n = shape[a]
+        var sliceShape = shape
+        sliceShape.remove(at: a)
+        let pieces = withoutGradient { (0..<n).map { slice($0..<($0 + 1), alongAxis: a).reshaped(to: sliceShape) } }
+        let inShape = shape
+        return Tensor.recordedOutputs("unstacked", [self], pieces) { grads in
+            var total = Tensor(shape: inShape, repeating: 0)
+            var keptShape = inShape
+            keptShape[a] = 1
+            for (i, g) in grads.enumerated() {
+                guard let g else { continue }
+                total.addSlab(g.reshaped(to: keptShape), alongAxis: a, range: i..<(i + 1))
+            }
+            return [.dense(total)]
         }
     }
 
