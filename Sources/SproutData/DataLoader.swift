@@ -41,22 +41,37 @@ public enum Normalization: Sendable, Equatable {
     case perImageStandardization
 }
 
-/// A batch: images [n, C, H, W], labels, and the dataset indices they came from.
+/// A batch: images [n, C, H, W], their targets, and the dataset indices they came from.
 public struct Batch: @unchecked Sendable {
     public let images: Tensor
-    public let labels: [Int]
+    public let targets: Targets
     public let indices: [Int]
 
+    public init(images: Tensor, targets: Targets, indices: [Int]) {
+        precondition(images.shape.first == targets.count, "Batch: \(targets.count) targets for images \(images.shape)")
+        (self.images, self.targets, self.indices) = (images, targets, indices)
+    }
+
+    /// A classification batch.
     public init(images: Tensor, labels: [Int], indices: [Int]) {
-        precondition(images.shape.first == labels.count, "Batch: \(labels.count) labels for images \(images.shape)")
-        (self.images, self.labels, self.indices) = (images, labels, indices)
+        self.init(images: images, targets: .classes(labels), indices: indices)
+    }
+
+    public var count: Int { targets.count }
+
+    /// The class labels of a classification batch.
+    public var labels: [Int] {
+        guard case .classes(let labels) = targets else {
+            preconditionFailure("Batch.labels: this batch's targets are \(targets), not class labels")
+        }
+        return labels
     }
 }
 
 /// Seeded shuffling, batching, augmentation and normalisation, with batches prepared ahead
 /// on a background thread while the model trains.
 public final class DataLoader: @unchecked Sendable {
-    public let dataset: ImageDataset
+    public let dataset: any Dataset
     public let batchSize: Int
     public let shuffle: Bool
     public let dropLast: Bool
@@ -74,7 +89,7 @@ public final class DataLoader: @unchecked Sendable {
         didSet { precondition(shard.count >= 1 && (0..<shard.count).contains(shard.rank), "DataLoader: bad shard \(shard)") }
     }
 
-    public init(dataset: ImageDataset, batchSize: Int, shuffle: Bool = false, dropLast: Bool = false, seed: UInt64 = 0,
+    public init(dataset: some Dataset, batchSize: Int, shuffle: Bool = false, dropLast: Bool = false, seed: UInt64 = 0,
                 augmentation: Augmentation = .none, normalization: Normalization = .unit, cropSize: Int? = nil,
                 prefetch: Int = 4) {
         precondition(batchSize > 0, "DataLoader: batch size must be positive, got \(batchSize)")
@@ -126,16 +141,17 @@ public final class DataLoader: @unchecked Sendable {
         let (c, oh, ow) = (outputShape[0], outputShape[1], outputShape[2])
         var images = Tensor.zeros([indices.count, c, oh, ow])
         images.withMutableData { out in
-            dataset.pixels.withUnsafeBufferPointer { px in
-                for (k, i) in indices.enumerated() {
+            for (k, i) in indices.enumerated() {
+                dataset.withPixels(ofSample: i) { px in
                     transform(sample: i, epoch: epoch, pixels: px, into: out.baseAddress! + k * c * oh * ow)
                 }
             }
         }
-        return Batch(images: images, labels: indices.map { Int(dataset.labels[$0]) }, indices: indices)
+        return Batch(images: images, targets: dataset.targets(indices), indices: indices)
     }
 
-    /// Crop/translate + flip (one gather), photometric changes, normalisation, cutout.
+    /// Crop/translate + flip (one gather), photometric changes, normalisation, cutout, of
+    /// sample `i` (its `pixels`), writing the network's input at `out`.
     func transform(sample i: Int, epoch: Int, pixels: UnsafeBufferPointer<UInt8>, into out: UnsafeMutablePointer<Float>) {
         let (c, h, w) = (dataset.channels, dataset.height, dataset.width)
         let (oh, ow) = (cropSize ?? h, cropSize ?? w)
@@ -150,7 +166,7 @@ public final class DataLoader: @unchecked Sendable {
         }
         let flip = aug.horizontalFlip && g.nextUniform() < 0.5
         let reflect = aug.paddingMode == .reflect
-        let src = pixels.baseAddress! + i * c * h * w
+        let src = pixels.baseAddress!
         for ch in 0..<c {
             let plane = src + ch * h * w, dst = out + ch * oh * ow
             for y in 0..<oh {

@@ -33,13 +33,14 @@ extension TrainingCallback {
     public func batchEnd(_ trainer: Trainer, step: Int, logs: [String: Double]) {}
 }
 
-/// The training loop: fit/evaluate with callbacks, a learning-rate schedule, label
-/// smoothing, gradient clipping, weight EMA and a NaN guard.
+/// The training loop: fit/evaluate with callbacks, a learning-rate schedule, gradient
+/// clipping, weight EMA and a NaN guard, for whatever `objective` it is given.
 public final class Trainer {
     public let model: any Layer
     public let optimizer: any Optimizer
     public var schedule: (any LearningRateSchedule)?
-    public var labelSmoothing: Float = 0
+    /// The loss, the training metrics and the evaluation (default: plain classification).
+    public var objective: any Objective = Classification()
     public var ema: ExponentialMovingAverage?
     public var clipNorm: Float?
     /// Averages gradients across processes in data-parallel training; nil in one process.
@@ -97,37 +98,48 @@ public final class Trainer {
         return checkpoint
     }
 
-    /// One optimisation step; returns the batch's loss and number of correct predictions.
-    public func trainStep(_ batch: Batch) throws -> (loss: Float, correct: Int) {
+    /// What one optimisation step measured: the batch's mean loss and the objective's metric
+    /// sums (over the global batch in data-parallel training).
+    public struct StepResult: Sendable {
+        public let loss: Float
+        public let metricSums: [String: Double]
+        public let count: Int
+    }
+
+    /// One optimisation step.
+    public func trainStep(_ batch: Batch) throws -> StepResult {
         if let schedule { optimizer.learningRate = schedule.learningRate(at: step) }
         model.train()
-        var logits = Tensor(0)
-        let smoothing = labelSmoothing
+        var output = Tensor(0)
+        let objective = self.objective
         let (loss, grads) = valueWithGradient(of: model) { m in
             let out = m(batch.images)
-            logits = out.detached
-            return crossEntropy(logits: out, labels: batch.labels, labelSmoothing: smoothing)
+            output = out.detached
+            return objective.loss(output: out, batch: batch)
         }
         var value = loss.scalar
         guard value.isFinite else { throw TrainingError.nonFiniteLoss(step: step, epoch: epoch, loss: value) }
         var g = grads
-        var hits = zip(logits.argmax(alongAxis: 1), batch.labels).filter { $0 == $1 }.count
+        var sums = withoutGradient { objective.metricSums(output: output, batch: batch) }
+        var count = batch.count
         if let gradientReducer {
             // Data-parallel: every rank applies the mean gradient of the global batch; the
-            // loss and hit count reported are the global batch's too.
+            // loss and metrics reported are the global batch's too.
             // A stop asked of any rank (a signal) stops every rank after this same step.
-            var extras = [value * Float(batch.labels.count), Float(hits), Float(batch.labels.count), stopRequested ? 1 : 0]
+            let names = sums.keys.sorted()
+            var extras = [value * Float(count), Float(count), stopRequested ? 1 : 0] + names.map { Float(sums[$0]!) }
             gradientReducer.average(&g, extras: &extras)
-            value = extras[0] / extras[2]
-            hits = Int(extras[1])
-            if extras[3] > 0 { stopRequested = true }
+            count = Int(extras[1])
+            value = extras[0] / extras[1]
+            if extras[2] > 0 { stopRequested = true }
+            for (i, name) in names.enumerated() { sums[name] = Double(extras[3 + i]) }
         }
         if let clipNorm { clipGradients(&g, maxNorm: clipNorm) }
         optimizer.update(along: g)
         ema?.update()
         step += 1
         try TensorMemory.checkLimit()
-        return (value, hits)
+        return StepResult(loss: value, metricSums: sums, count: count)
     }
 
     /// Trains until `epochs` epochs (or `maxSteps` steps) are done, evaluating `validation`
@@ -137,20 +149,23 @@ public final class Trainer {
         defer { callbacks.forEach { $0.trainEnd(self) } }
         while epoch < epochs && !stopRequested && (maxSteps.map { step < $0 } ?? true) {
             callbacks.forEach { $0.epochBegin(self, epoch: epoch) }
-            var lossSum = 0.0, correct = 0, seen = 0
+            var lossSum = 0.0, seen = 0, localSeen = 0
+            var metricTotals: [String: Double] = [:]
             let started = Date()
             for batch in train.epoch(epoch, startingAt: batchInEpoch) {
                 callbacks.forEach { $0.batchBegin(self, step: step) }
-                let (loss, hits): (Float, Int)
-                do { (loss, hits) = try trainStep(batch) } catch { failed = true; throw error }
+                let result: StepResult
+                do { result = try trainStep(batch) } catch { failed = true; throw error }
                 batchInEpoch += 1
-                lossSum += Double(loss) * Double(batch.labels.count)
-                correct += hits
-                seen += batch.labels.count
+                lossSum += Double(result.loss) * Double(result.count)
+                seen += result.count
+                localSeen += batch.count
+                metricTotals.merge(result.metricSums, uniquingKeysWith: +)
                 let elapsed = Date().timeIntervalSince(started)
-                imagesPerSecond = elapsed > 0 ? Double(seen) / elapsed : 0
-                let logs: [String: Double] = ["loss": Double(loss), "accuracy": Double(hits) / Double(batch.labels.count),
-                                              "learning_rate": Double(optimizer.learningRate), "images_per_second": imagesPerSecond]
+                imagesPerSecond = elapsed > 0 ? Double(localSeen) / elapsed : 0
+                var logs: [String: Double] = ["loss": Double(result.loss), "learning_rate": Double(optimizer.learningRate),
+                                              "images_per_second": imagesPerSecond]
+                for (name, sum) in result.metricSums { logs[name] = sum / Double(result.count) }
                 callbacks.forEach { $0.batchEnd(self, step: step, logs: logs) }
                 if stopRequested || (maxSteps.map { step >= $0 } ?? false) { break }
             }
@@ -158,7 +173,7 @@ public final class Trainer {
             var logs: [String: Double] = [:]
             if seen > 0 {
                 logs["train/loss"] = lossSum / Double(seen)
-                logs["train/accuracy"] = Double(correct) / Double(seen)
+                for (name, sum) in metricTotals { logs["train/\(name)"] = sum / Double(seen) }
                 logs["train/images_per_second"] = imagesPerSecond
             }
             if finished, let validation {
@@ -193,7 +208,7 @@ public final class Trainer {
     /// `testTimeAugmentation` nil: the trainer's setting.
     public func evaluate(_ loader: DataLoader, useEMA: Bool = true, testTimeAugmentation: TestTimeAugmentation? = nil) -> Evaluation {
         let views = testTimeAugmentation ?? self.testTimeAugmentation
-        let run = { evaluateModel(self.model, on: loader, testTimeAugmentation: views) }
+        let run = { evaluateModel(self.model, on: loader, objective: self.objective, testTimeAugmentation: views) }
         if useEMA, let ema { return ema.withAveragedWeights(run) }
         return run()
     }
@@ -231,21 +246,13 @@ public enum TestTimeAugmentation: String, Codable, Sendable, CaseIterable {
     }
 }
 
-/// Evaluates any model on a loader (evaluation mode, nothing recorded).
-public func evaluateModel(_ model: any Layer, on loader: DataLoader,
+/// Evaluates any model on a loader for an objective (evaluation mode, nothing recorded).
+public func evaluateModel(_ model: any Layer, on loader: DataLoader, objective: any Objective = Classification(),
                           testTimeAugmentation: TestTimeAugmentation = .none) -> Evaluation {
     let wasTraining = model.isTraining
     model.eval()
     defer { model.setTraining(wasTraining) }
-    var acc = EvaluationAccumulator(classNames: loader.dataset.classNames)
-    withoutGradient {
-        for batch in loader.epoch(0) {
-            let logits = testTimeAugmentation.logits(model, batch.images)
-            let loss = crossEntropy(logits: logits, labels: batch.labels)
-            acc.add(logits: logits, labels: batch.labels, loss: loss.scalar)
-        }
-    }
-    return acc.result
+    return objective.evaluate(model, on: loader, testTimeAugmentation: testTimeAugmentation)
 }
 
 /// A flag set from one thread (a signal handler) and read by another (a loop).

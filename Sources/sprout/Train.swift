@@ -174,7 +174,7 @@ struct Train: ParsableCommand {
         trainer.gradientReducer = comm
         if let comm, config.syncBatchNorm == true { comm.synchronizeBatchNorm(in: model) }
         trainer.schedule = schedule
-        trainer.labelSmoothing = config.labelSmoothing
+        trainer.objective = Classification(labelSmoothing: config.labelSmoothing)
         trainer.clipNorm = config.clipNorm
         trainer.testTimeAugmentation = config.testTimeAugmentation ?? .none
         if let decay = config.emaDecay { trainer.ema = ExponentialMovingAverage(model: model, decay: decay) }

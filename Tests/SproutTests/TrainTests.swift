@@ -240,7 +240,7 @@ final class Diverge: TrainingCallback {
             let t = Trainer(model: model, optimizer: SGD(for: model, learningRate: 0.05, momentum: 0.9, nesterov: true, weightDecay: 1e-3))
             t.schedule = PiecewiseLinear.oneCycle(totalSteps: 24, peak: 0.05)
             t.ema = ExponentialMovingAverage(model: model, decay: 0.99)
-            t.labelSmoothing = 0.1
+            t.objective = Classification(labelSmoothing: 0.1)
             return t
         }
         func loader() -> DataLoader {
@@ -311,5 +311,68 @@ final class Diverge: TrainingCallback {
         // Reflect-padded copies shifted by ±1: top-left 4 (up-left; mirror 4) and 4 (down-right; mirror 4).
         let expected: Float = 0.5 * 1 + 0.25 * (4 + 4)
         #expect(TestTimeAugmentation.flipTranslate.logits(probe, x).scalars == [expected])
+    }
+}
+
+/// The trainer is task-agnostic: a dataset of its own kind (the `Dataset` protocol), targets
+/// that are not class labels, and an objective given as a value.
+@Suite struct ObjectiveTests {
+    /// 8×8 grey images with a bright top half for bit 0 and a bright left half for bit 1.
+    struct HalvesDataset: Dataset {
+        let count = 64, channels = 1, height = 8, width = 8
+        let classNames = ["top", "left"]
+        func bits(_ i: Int) -> (Bool, Bool) { (i % 2 == 1, (i / 2) % 2 == 1) }
+        func withPixels<R>(ofSample index: Int, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+            let (top, left) = bits(index)
+            let pixels = (0..<64).map { p -> UInt8 in
+                let (y, x) = (p / 8, p % 8)
+                return UInt8(40 + (top && y < 4 ? 100 : 0) + (left && x < 4 ? 100 : 0) + (index * 7 + p) % 13)
+            }
+            return try pixels.withUnsafeBufferPointer(body)
+        }
+        func targets(_ indices: [Int]) -> Targets {
+            .multiLabel(Tensor(shape: [indices.count, 2], scalars: indices.flatMap { i -> [Float] in
+                let (t, l) = bits(i); return [t ? 1 : 0, l ? 1 : 0] }))
+        }
+    }
+
+    /// Independent sigmoid outputs, squared error; "exact" counts samples with both bits right.
+    struct MultiLabel: Objective {
+        func target(_ batch: Batch) -> Tensor {
+            guard case .multiLabel(let t) = batch.targets else { preconditionFailure("multi-label targets expected") }
+            return t
+        }
+        func loss(output: Tensor, batch: Batch) -> Tensor { mseLoss(sigmoid(output), target(batch)) }
+        func metricSums(output: Tensor, batch: Batch) -> [String: Double] {
+            let p = output.scalars, t = target(batch).scalars
+            return ["exact": Double((0..<batch.count).filter { i in (0..<2).allSatisfy { (p[2 * i + $0] > 0) == (t[2 * i + $0] > 0.5) } }.count)]
+        }
+        func evaluate(_ model: any Layer, on loader: DataLoader, testTimeAugmentation: TestTimeAugmentation) -> Evaluation {
+            var exact = 0.0, loss = 0.0, n = 0
+            withoutGradient {
+                for batch in loader.epoch(0) {
+                    let out = model(batch.images)
+                    exact += metricSums(output: out, batch: batch)["exact"]!
+                    loss += Double(self.loss(output: out, batch: batch).scalar) * Double(batch.count)
+                    n += batch.count
+                }
+            }
+            return Evaluation(count: n, loss: loss / Double(n), top1: exact / Double(n), top5: 0, confusion: [], classNames: [])
+        }
+    }
+
+    @Test func aMultiLabelObjectiveTrainsOnItsOwnDataset() throws {
+        seedEverything(4)
+        let model = Sequential { Flatten(); Linear(inFeatures: 64, outFeatures: 16); ReLU(); Linear(inFeatures: 16, outFeatures: 2) }
+        let loader = DataLoader(dataset: HalvesDataset(), batchSize: 16, shuffle: true, seed: 2)
+        #expect(loader.batch(epoch: 0, index: 0).targets.count == 16)
+        let trainer = Trainer(model: model, optimizer: Adam(for: model, learningRate: 0.01))
+        trainer.objective = MultiLabel()
+        let before = trainer.evaluate(loader)
+        try trainer.fit(loader, validation: loader, epochs: 30)
+        let after = try #require(trainer.lastEvaluation)
+        #expect(after.loss < before.loss * 0.3, "loss \(before.loss) → \(after.loss)")
+        #expect(after.top1 == 1, "exact matches \(after.top1)")
+        #expect(trainer.history.last?["train/exact"] ?? 0 > 0.9)
     }
 }
