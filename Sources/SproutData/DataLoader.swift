@@ -29,7 +29,6 @@ public struct Augmentation: Sendable, Equatable {
     public static let none = Augmentation()
 }
 
-extension PaddingMode: Equatable {}
 
 /// How pixels become the network's input.
 public enum Normalization: Sendable, Equatable {

@@ -32,9 +32,7 @@ public final class ExponentialMovingAverage {
             guard p.isTrainable else { shadow[name] = p.value.detached; continue }
             var s = shadow[name]!
             shadow[name] = nil  // keep the storage unique so the update is in place
-            p.value.withData { w in
-                s.withMutableData { sp in for i in 0..<sp.count { sp[i] = d * sp[i] + (1 - d) * w[i] } }
-            }
+            p.value.backend.movingAverage(&s, toward: p.value, decay: d)
             shadow[name] = s
         }
         updates += 1

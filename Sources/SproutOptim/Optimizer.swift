@@ -68,12 +68,14 @@ public class GroupedOptimizer {
         return result
     }
 
-    func buffer(_ p: Parameter, count: Int) -> [Tensor] {
-        if let b = buffers[ObjectIdentifier(p)] { return b }
-        let b = (0..<count).map { _ in Tensor.zeros(p.value.shape) }
-        buffers[ObjectIdentifier(p)] = b
-        return b
+    /// The parameter's state buffers, taken out of the table (so that the update owns them
+    /// uniquely and writes in place); hand them back with `store`.
+    func takeBuffers(_ p: Parameter, count: Int) -> [Tensor] {
+        if let b = buffers.removeValue(forKey: ObjectIdentifier(p)) { return b }
+        return (0..<count).map { _ in p.value.zerosLike() }
     }
+
+    func store(_ b: [Tensor], for p: Parameter) { buffers[ObjectIdentifier(p)] = b }
 
     public func stateTensors(names: [ObjectIdentifier: String]) -> [String: Tensor] {
         var out: [String: Tensor] = ["step": Tensor(Float(step))]
@@ -132,23 +134,11 @@ public final class SGD: GroupedOptimizer, Optimizer {
     //   g ← ∇ + wd·p (coupled);  b ← μ·b + g;  d = g + μ·b (Nesterov) or b;  p ← p − lr·d  (− lr·wd·p if decoupled)
     public func update(along gradients: Gradients) {
         for (p, g, lr, wd) in settings(gradients) {
-            let mu = momentum, nest = nesterov, decoupled = decoupledWeightDecay
             // A zero-initialised buffer gives PyTorch's b = g on the first step (no dampening).
-            let b = momentum > 0 ? buffer(p, count: 1)[0] : nil
-            p.value.withMutableData { w in
-                g.withData { gr in
-                    let bp = b.map { UnsafeMutablePointer(mutating: $0.withData { $0.baseAddress! }) }
-                    for i in 0..<w.count {
-                        var d = gr[i]
-                        if !decoupled { d += wd * w[i] }
-                        if let bp {
-                            bp[i] = mu * bp[i] + d
-                            d = nest ? d + mu * bp[i] : bp[i]
-                        }
-                        w[i] -= lr * (decoupled ? d + wd * w[i] : d)
-                    }
-                }
-            }
+            var b: Tensor? = momentum > 0 ? takeBuffers(p, count: 1).first : nil
+            p.value.backend.sgdStep(&p.value, gradient: g, momentum: &b, learningRate: lr, weightDecay: wd,
+                                             momentum: momentum, nesterov: nesterov, decoupled: decoupledWeightDecay)
+            if let b { store([b], for: p) }
         }
         step += 1
     }
@@ -176,21 +166,12 @@ public class Adam: GroupedOptimizer, Optimizer {
         let t = Float(step + 1)
         let c1 = 1 - pow(beta1, t), c2 = 1 - pow(beta2, t)
         for (p, g, lr, wd) in settings(gradients) {
-            let state = buffer(p, count: 2)
-            let m = UnsafeMutablePointer(mutating: state[0].withData { $0.baseAddress! })
-            let v = UnsafeMutablePointer(mutating: state[1].withData { $0.baseAddress! })
-            let (b1, b2, eps, decoupled) = (beta1, beta2, epsilon, decoupledWeightDecay)
-            p.value.withMutableData { w in
-                g.withData { gr in
-                    for i in 0..<w.count {
-                        var d = gr[i]
-                        if decoupled { w[i] -= lr * wd * w[i] } else { d += wd * w[i] }
-                        m[i] = b1 * m[i] + (1 - b1) * d
-                        v[i] = b2 * v[i] + (1 - b2) * d * d
-                        w[i] -= lr * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
-                    }
-                }
-            }
+            var state = takeBuffers(p, count: 2)
+            var v = state.removeLast(), m = state.removeLast()
+            p.value.backend.adamStep(&p.value, gradient: g, m: &m, v: &v, learningRate: lr, beta1: beta1, beta2: beta2,
+                                              epsilon: epsilon, weightDecay: wd, decoupled: decoupledWeightDecay,
+                                              correction1: c1, correction2: c2)
+            store([m, v], for: p)
         }
         step += 1
     }

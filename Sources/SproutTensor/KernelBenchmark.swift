@@ -1,17 +1,18 @@
 import CBLAS
 import CSproutKernels
 
-/// Direct access to the three passes of one convolution, on buffers allocated once, so
-/// `sprout bench ops` times the kernels and nothing else.
+/// The three passes of one convolution on the CPU backend, on inputs made once, so
+/// `sprout bench ops` times the kernels (outputs come from the buffer cache: no page faults).
 public final class ConvolutionPasses {
     public let name: String
-    let problem: sprout_conv_problem
-    let x, w, b, y, dy, dx, dw, db: Tensor
+    let shape: ConvolutionShape
+    let x, w, b, dy: Tensor
+    let kernels = CPUBackend.shared
 
     /// FLOPs of one pass, counted as direct convolution (2 per multiply-add).
     public var flops: Double {
-        2 * Double(problem.n) * Double(problem.k) * Double(problem.oh) * Double(problem.ow)
-            * Double(problem.c / problem.groups) * Double(problem.r) * Double(problem.s)
+        2 * Double(shape.n) * Double(shape.k) * Double(shape.oh) * Double(shape.ow)
+            * Double(shape.c / shape.groups) * Double(shape.r) * Double(shape.s)
     }
 
     public init(name: String, batch: Int, inChannels: Int, height: Int, width: Int, outChannels: Int,
@@ -21,26 +22,20 @@ public final class ConvolutionPasses {
         x = Tensor.normal([batch, inChannels, height, width], generator: &g)
         w = Tensor.normal([outChannels, inChannels / groups, kernel, kernel], std: 0.05, generator: &g)
         b = Tensor.normal([outChannels], generator: &g)
-        problem = convProblem(x, w, b, stride: (stride, stride), padding: padding, groups: groups)
-        let outShape = [batch, outChannels, Int(problem.oh), Int(problem.ow)]
-        y = Tensor(uninitializedShape: outShape)
-        dy = Tensor.normal(outShape, generator: &g)
-        dx = Tensor(uninitializedShape: x.shape)
-        dw = Tensor(uninitializedShape: w.shape)
-        db = Tensor(uninitializedShape: b.shape)
+        shape = convolutionShape(x, w, b, stride: (stride, stride), padding: padding, groups: groups)
+        dy = Tensor.normal([batch, outChannels, shape.oh, shape.ow], generator: &g)
     }
 
-    public func forward() { convForward(problem, x, w, b, y) }
-    public func backwardData() { convBackwardData(problem, dy, w, dx) }
-    public func backwardWeights() { convBackwardWeights(problem, x, dy, dw, db) }
+    public func forward() { _ = kernels.convolution(x, weight: w, bias: b, shape: shape) }
+    public func backwardData() { _ = kernels.convolutionGradientData(dy, weight: w, shape: shape) }
+    public func backwardWeights() { _ = kernels.convolutionGradientWeights(x, dy, shape: shape) }
 
     /// Implementation names for the three passes.
     public var implementations: [String] {
-        convolutionImplementation(inputShape: x.shape, weightShape: w.shape,
-                                  stride: (Int(problem.stride_h), Int(problem.stride_w)),
-                                  padding: .explicit(top: Int(problem.pad_top), left: Int(problem.pad_left),
-                                                     bottom: Int(problem.pad_bottom), right: Int(problem.pad_right)),
-                                  groups: Int(problem.groups))
+        convolutionImplementation(inputShape: x.shape, weightShape: w.shape, stride: (shape.strideH, shape.strideW),
+                                  padding: .explicit(top: shape.padTop, left: shape.padLeft,
+                                                     bottom: shape.padBottom, right: shape.padRight),
+                                  groups: shape.groups)
     }
 }
 

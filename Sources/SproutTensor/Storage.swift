@@ -9,13 +9,18 @@ import Glibc
 /// process-wide cache keyed by element count, so a training loop that runs the same
 /// shapes every step allocates nothing once warm (a fresh 40 MB buffer costs tens of
 /// milliseconds in page faults on this class of machine).
+/// Storage knows its device; both devices of this build keep their tensors in host memory,
+/// so `pointer` is valid for either (a device with memory of its own will hand out host
+/// copies through `Tensor.withData` instead).
 public final class TensorStorage: @unchecked Sendable {
     public let count: Int
     public let pointer: UnsafeMutablePointer<Float>
+    public let device: Device
 
     /// A buffer of `count` elements; its contents are undefined unless `zeroed`.
-    public init(count: Int, zeroed: Bool = false) {
+    public init(count: Int, zeroed: Bool = false, device: Device = .current) {
         self.count = count
+        self.device = device
         self.pointer = BufferCache.shared.take(count: count)
         if zeroed { pointer.initialize(repeating: 0, count: count) }
     }

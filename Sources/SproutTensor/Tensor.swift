@@ -17,23 +17,21 @@ public struct Tensor: @unchecked Sendable {
         self.storage = storage
     }
 
-    /// A tensor with undefined contents, for kernels that write every element.
-    init(uninitializedShape shape: [Int]) {
-        self.init(shape: shape, storage: TensorStorage(count: Tensor.checkedCount(shape)))
+    /// A tensor with undefined contents on `device`, for kernels that write every element.
+    init(uninitializedShape shape: [Int], on device: Device = .current) {
+        self.init(shape: shape, storage: TensorStorage(count: Tensor.checkedCount(shape), device: device))
     }
 
+    /// `value` everywhere, on the current device (`Device.current`).
     public init(shape: [Int], repeating value: Float) {
-        self.init(uninitializedShape: shape)
-        storage.pointer.initialize(repeating: value, count: count)
+        self = Device.current.backend.filled(shape: shape, value: value)
     }
 
+    /// `scalars` in row-major order, on the current device (`Device.current`).
     public init(shape: [Int], scalars: [Float]) {
         let n = Tensor.checkedCount(shape)
         precondition(n == scalars.count, "Tensor(shape:scalars:): shape \(shape) needs \(n) values, got \(scalars.count)")
-        self.init(uninitializedShape: shape)
-        scalars.withUnsafeBufferPointer { src in
-            storage.pointer.update(from: src.baseAddress!, count: n)
-        }
+        self = scalars.withUnsafeBufferPointer { Device.current.backend.tensor(shape: shape, scalars: $0) }
     }
 
     public init(_ scalar: Float) { self.init(shape: [], scalars: [scalar]) }
@@ -71,7 +69,7 @@ public struct Tensor: @unchecked Sendable {
     public mutating func withMutableData<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
         precondition(node == nil, "Tensor.withMutableData: cannot write a tensor recorded for gradients")
         if !isKnownUniquelyReferenced(&storage) {
-            let copy = TensorStorage(count: storage.count)
+            let copy = TensorStorage(count: storage.count, device: storage.device)
             copy.pointer.update(from: storage.pointer, count: storage.count)
             storage = copy
         }

@@ -37,8 +37,8 @@ struct ThreadOptions: ParsableArguments {
     var threads: Int?
     @Option(help: "Cap on tensor memory, e.g. 2G or 512M (default: SPROUT_MAX_MEMORY, else none; nothing is reserved up front).")
     var maxMemory: String?
-    @Option(help: "Compute device. This build runs on the CPU only.")
-    var device = "cpu"
+    @Option(help: "Compute device: cpu (this build has no GPU backend).", transform: { try Device(parsing: $0) })
+    var device: Device = .cpu
 
     func apply() throws {
         // Progress lines reach pipes and CI logs as they are printed.
@@ -47,8 +47,8 @@ struct ThreadOptions: ParsableArguments {
             guard threads > 0 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
             Threading.configure(threads: threads)
         }
-        guard device.lowercased() == "cpu" else {
-            throw ValidationError("--device \(device): this build has no GPU backend; use --device cpu (the default)")
+        guard device == .cpu else {
+            throw ValidationError("--device reference: the reference backend computes one element at a time, for tests and backend authors; use it from the library (Device.with(.reference) { … })")
         }
         if let text = maxMemory ?? RuntimeSettings.current.maxMemory {
             guard let bytes = TensorMemory.parseSize(text) else {

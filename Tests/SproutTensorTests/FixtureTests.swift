@@ -26,7 +26,8 @@ import Testing
         for c in try loadFixtures("conv2d") {
             let x = c.inputs["x"]!.tensor, w = c.inputs["weight"]!.tensor, b = c.inputs["bias"]?.tensor
             let stride = Int(c.params["stride"]!.number!), groups = Int(c.params["groups"]!.number!)
-            let p = convProblem(x, w, b, stride: (stride, stride), padding: padding(c.params["padding"]), groups: groups)
+            let p = CPUBackend.problem(convolutionShape(x, w, b, stride: (stride, stride), padding: padding(c.params["padding"]),
+                                                        groups: groups))
             let y = Tensor(uninitializedShape: c.output.shape)
             let dx = Tensor(uninitializedShape: x.shape), dw = Tensor(uninitializedShape: w.shape)
             let db = b.map { Tensor(uninitializedShape: $0.shape) }

@@ -90,13 +90,7 @@ extension Tensor {
         if shape == newShape { return self }
         let check = broadcastShape(shape, newShape, op: "broadcast(to:)")
         precondition(check == newShape, "broadcast(to:): \(shape) cannot broadcast to \(newShape)")
-        let out = Tensor(uninitializedShape: newShape)
-        let plan = BroadcastPlan(outShape: newShape, operands: [shape])
-        let src = storage.pointer, dst = out.storage.pointer
-        plan.forEachRun { o, offs, n, st in
-            let s = st[0], a = src + offs[0], y = dst + o
-            if s == 0 { y.update(repeating: a[0], count: n) } else { y.update(from: a, count: n) }
-        }
+        let out = backend.broadcast(self, to: newShape)
         let inShape = shape
         return out.recorded("broadcast", self) { g in g.reduced(toShape: inShape) }
     }

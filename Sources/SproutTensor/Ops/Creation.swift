@@ -1,4 +1,15 @@
+// Random values are drawn on the host, one seeded stream whatever the device, so a seed gives
+// the same weights and masks on every backend.
 extension Tensor {
+    /// Values from `draw`, in order, as a tensor on the current device. Both devices of this
+    /// build keep tensors in host memory, so the values are written in place (a device with
+    /// memory of its own would take them through `Backend.tensor(shape:scalars:)`).
+    static func drawn(_ shape: [Int], _ draw: () -> Float) -> Tensor {
+        var t = Tensor(uninitializedShape: shape, on: .current)
+        t.withMutableData { p in for i in p.indices { p[i] = draw() } }
+        return t
+    }
+
     public static func zeros(_ shape: [Int]) -> Tensor { Tensor(shape: shape, repeating: 0) }
     public static func ones(_ shape: [Int]) -> Tensor { Tensor(shape: shape, repeating: 1) }
     public static func full(_ shape: [Int], value: Float) -> Tensor { Tensor(shape: shape, repeating: value) }
@@ -12,36 +23,26 @@ extension Tensor {
 
     /// Uniform in [low, high).
     public static func uniform(_ shape: [Int], low: Float = 0, high: Float = 1, generator: inout SeededGenerator) -> Tensor {
-        var t = Tensor(uninitializedShape: shape)
-        t.withMutableData { p in for i in p.indices { p[i] = low + (high - low) * generator.nextUniform() } }
-        return t
+        drawn(shape) { low + (high - low) * generator.nextUniform() }
     }
 
     /// Normal with the given mean and standard deviation.
     public static func normal(_ shape: [Int], mean: Float = 0, std: Float = 1, generator: inout SeededGenerator) -> Tensor {
-        var t = Tensor(uninitializedShape: shape)
-        t.withMutableData { p in for i in p.indices { p[i] = mean + std * generator.nextNormal() } }
-        return t
+        drawn(shape) { mean + std * generator.nextNormal() }
     }
 
     /// Normal truncated at two standard deviations (TensorFlow's `truncated_normal`:
     /// values beyond are drawn again).
     public static func truncatedNormal(_ shape: [Int], mean: Float = 0, std: Float = 1, generator: inout SeededGenerator) -> Tensor {
-        var t = Tensor(uninitializedShape: shape)
-        t.withMutableData { p in
-            for i in p.indices {
-                var z = generator.nextNormal()
-                while Swift.abs(z) > 2 { z = generator.nextNormal() }
-                p[i] = mean + std * z
-            }
+        drawn(shape) {
+            var z = generator.nextNormal()
+            while Swift.abs(z) > 2 { z = generator.nextNormal() }
+            return mean + std * z
         }
-        return t
     }
 
     /// 0/1 mask with P(1) = probability.
     public static func bernoulli(_ shape: [Int], probability: Float, generator: inout SeededGenerator) -> Tensor {
-        var t = Tensor(uninitializedShape: shape)
-        t.withMutableData { p in for i in p.indices { p[i] = generator.nextUniform() < probability ? 1 : 0 } }
-        return t
+        drawn(shape) { generator.nextUniform() < probability ? 1 : 0 }
     }
 }

@@ -1,40 +1,3 @@
-import CBLAS
-import CSproutKernels
-#if canImport(Glibc)
-import Glibc
-#endif
-
-enum GEMMBackend {
-    static let useDNNL: Bool = {
-        RuntimeSettings.applied
-        return sprout_dnnl_enabled() != 0 && RuntimeSettings.current.gemm == .onednn
-    }()
-}
-
-/// C[b] = op(A[b]) · op(B[b]) for every batch entry; strides 0 reuse one matrix.
-func sgemmBatched(batch: Int, m: Int, n: Int, k: Int,
-                  a: UnsafePointer<Float>, strideA: Int, transposeA: Bool,
-                  b: UnsafePointer<Float>, strideB: Int, transposeB: Bool,
-                  c: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
-    if GEMMBackend.useDNNL {
-        var ok = true
-        for i in 0..<batch where ok {
-            ok = sprout_dnnl_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k,
-                                   a + i * strideA, transposeA ? m : k, b + i * strideB, transposeB ? k : n,
-                                   accumulate ? 1 : 0, c + i * m * n, n) == 0
-        }
-        if ok { return }
-    }
-    Threading.prepareBLAS(multiplyAdds: m * n * k)
-    for i in 0..<batch {
-        cblas_sgemm(CblasRowMajor,
-                    transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), 1,
-                    a + i * strideA, Int32(transposeA ? m : k),
-                    b + i * strideB, Int32(transposeB ? k : n),
-                    accumulate ? 1 : 0, c + i * m * n, Int32(n))
-    }
-}
 
 /// Matrix product of the last two axes, batched over a leading axis.
 ///   a: [M, K] or [B, M, K]  (or [.., K, M] with transposeA)
@@ -63,12 +26,8 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpose
     let (m, k) = transposeA ? (ac, ar) : (ar, ac)
     let (k2, n) = transposeB ? (bc, br) : (br, bc)
     precondition(k == k2, "matmul: inner dimensions differ: \(a.shape)\(transposeA ? "ᵀ" : "") · \(b.shape)\(transposeB ? "ᵀ" : "") (\(k) vs \(k2))")
-    let outShape = a.rank == 3 ? [batch, m, n] : [m, n]
-    let out = Tensor(uninitializedShape: outShape)
-    sgemmBatched(batch: batch, m: m, n: n, k: k,
-                 a: a.storage.pointer, strideA: ar * ac, transposeA: transposeA,
-                 b: b.storage.pointer, strideB: br * bc, transposeB: transposeB,
-                 c: out.storage.pointer)
+    _ = (m, n)
+    let out = backend("matmul", a, b).matmul(a, b, transposeA: transposeA, transposeB: transposeB)
     return out.recorded("matmul", [a, b]) { g in
         let ad = a.detached, bd = b.detached
         // C = op(A)·op(B):  d op(A) = dC·op(B)ᵀ,  d op(B) = op(A)ᵀ·dC, each laid out as stored.

@@ -8,12 +8,8 @@ extension Tensor {
         for (i, k) in indices.enumerated() where k < 0 || k >= c {
             preconditionFailure("gather: index \(k) at row \(i) is outside 0..<\(c)")
         }
-        let out = Tensor(uninitializedShape: [n])
-        for i in 0..<n { out.storage.pointer[i] = storage.pointer[i * c + indices[i]] }
-        return out.recorded("gather", self) { g in
-            let full = Tensor(shape: [n, c], repeating: 0)
-            for i in 0..<n { full.storage.pointer[i * c + indices[i]] = g.storage.pointer[i] }
-            return full
+        return backend.gather(self, indices: indices).recorded("gather", self) { g in
+            g.backend.scatter(g, indices: indices, columns: c)
         }
     }
 }

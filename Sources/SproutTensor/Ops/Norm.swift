@@ -1,5 +1,3 @@
-import CSproutKernels
-
 /// Batch normalization with the batch's own statistics (training mode).
 ///   x: [N, C, H, W] (or [N, C]), weight γ, bias β: [C]
 ///   → y = γ·(x − μ)/√(σ² + ε) + β, plus the batch mean μ and biased variance σ² per channel
@@ -24,31 +22,15 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, epsilon: Floa
         return synchronizedBatchNorm(x, weight: weight, bias: bias, epsilon: epsilon, fusedReLU: fusedReLU,
                                      sum: statisticsReducer.sumAcrossProcesses)
     }
-    let mean = Tensor(uninitializedShape: [c]), variance = Tensor(uninitializedShape: [c])
-    let y = Tensor(uninitializedShape: x.shape)
-    let xs = SendablePointer(x.storage.pointer), ys = SendablePointer(y.storage.pointer)
-    let ms = SendablePointer(mean.storage.pointer), vs = SendablePointer(variance.storage.pointer)
-    let gamma = weight.map { SendablePointer($0.storage.pointer) }, beta = bias.map { SendablePointer($0.storage.pointer) }
-    parallelFor(c, grain: grain(workPerItem: 3 * m)) { r in
-        sprout_batchnorm_forward(xs.p, ys.p, gamma?.p, beta?.p, ms.p, vs.p, Int32(n), Int32(c), hw,
-                                 Int32(r.lowerBound), Int32(r.upperBound), epsilon, fusedReLU ? 1 : 0)
-    }
+    let kernels = x.backend
+    let (y, mean, variance) = kernels.batchNorm(x, weight: weight, bias: bias, epsilon: epsilon, relu: fusedReLU)
     var inputs = [x]
     if let weight { inputs.append(weight) }
     if let bias { inputs.append(bias) }
     let out = y.recorded(fusedReLU ? "batchNormReLU" : "batchNorm", inputs) { g in
-        // Pointers are taken from the captured tensors so that the tape keeps them alive.
-        let xs = SendablePointer(x.storage.pointer), ys = SendablePointer(y.storage.pointer)
-        let ms = SendablePointer(mean.storage.pointer), vs = SendablePointer(variance.storage.pointer)
-        let gamma = weight.map { SendablePointer($0.storage.pointer) }
-        let gx = Tensor(uninitializedShape: x.shape)
-        let gGamma = Tensor(uninitializedShape: [c]), gBeta = Tensor(uninitializedShape: [c])
-        let gs = SendablePointer(g.storage.pointer), gxs = SendablePointer(gx.storage.pointer)
-        let gg = SendablePointer(gGamma.storage.pointer), gb = SendablePointer(gBeta.storage.pointer)
-        parallelFor(c, grain: grain(workPerItem: 3 * m)) { r in
-            sprout_batchnorm_backward(xs.p, gs.p, fusedReLU ? ys.p : nil, ms.p, vs.p, gamma?.p, gxs.p, gg.p, gb.p,
-                                      Int32(n), Int32(c), hw, Int32(r.lowerBound), Int32(r.upperBound), epsilon)
-        }
+        // The captured tensors keep what backward reads alive on the tape.
+        let (gx, gGamma, gBeta) = kernels.batchNormGradient(g, input: x, output: y, mean: mean, variance: variance,
+                                                             weight: weight, epsilon: epsilon, relu: fusedReLU)
         var grads: [Tensor?] = [gx]
         if weight != nil { grads.append(gGamma) }
         if bias != nil { grads.append(gBeta) }
@@ -76,66 +58,33 @@ func synchronizedBatchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, epsilon:
     -> (output: Tensor, mean: Tensor, variance: Tensor) {
     let (n, c) = (x.shape[0], x.shape[1])
     let hw = x.rank == 4 ? x.shape[2] * x.shape[3] : 1
-    let xs = SendablePointer(x.storage.pointer)
+    let kernels = x.backend
     // Σx per channel and the value count, summed across processes.
-    var totals = [Double](repeating: 0, count: c + 1)
-    totals.withUnsafeMutableBufferPointer { b in
-        let out = SendablePointer(b.baseAddress!)
-        parallelFor(c, grain: grain(workPerItem: n * hw)) { r in
-            sprout_channel_sums(xs.p, nil, Int32(n), Int32(c), hw, Int32(r.lowerBound), Int32(r.upperBound), out.p)
-        }
-        b[c] = Double(n * hw)
-        sum(b)
-    }
+    var totals = kernels.channelSums(x, center: nil) + [Double(n * hw)]
+    totals.withUnsafeMutableBufferPointer { sum($0) }
     let count = totals[c]
     let mean = Tensor(shape: [c], scalars: (0..<c).map { Float(totals[$0] / count) })
-    var squares = [Double](repeating: 0, count: c)
-    let ms = SendablePointer(mean.storage.pointer)
-    squares.withUnsafeMutableBufferPointer { b in
-        let out = SendablePointer(b.baseAddress!)
-        parallelFor(c, grain: grain(workPerItem: n * hw)) { r in
-            sprout_channel_sums(xs.p, ms.p, Int32(n), Int32(c), hw, Int32(r.lowerBound), Int32(r.upperBound), out.p)
-        }
-        sum(b)
-    }
+    var squares = kernels.channelSums(x, center: mean)
+    squares.withUnsafeMutableBufferPointer { sum($0) }
     let variance = Tensor(shape: [c], scalars: squares.map { Float($0 / count) })
     // y = x·scale + shift, scale = γ/√(σ²+ε), shift = β − μ·scale
     let scale = (weight ?? Tensor.ones([c])).detached / sqrt(variance + epsilon)
     let shift = (bias ?? Tensor.zeros([c])).detached - mean * scale
-    let y = Tensor(uninitializedShape: x.shape)
-    let ys = SendablePointer(y.storage.pointer)
-    let ss = SendablePointer(scale.storage.pointer), ts = SendablePointer(shift.storage.pointer)
-    parallelFor(n * c, grain: grain(workPerItem: hw)) { r in
-        sprout_channel_affine(xs.p, ys.p, ss.p, ts.p, Int32(c), hw, r.lowerBound, r.upperBound, fusedReLU ? 1 : 0)
-    }
+    let y = kernels.channelAffine(x, scale: scale, shift: shift, relu: fusedReLU)
     var inputs = [x]
     if let weight { inputs.append(weight) }
     if let bias { inputs.append(bias) }
     let out = y.recorded(fusedReLU ? "syncBatchNormReLU" : "syncBatchNorm", inputs) { g in
-        let xs = SendablePointer(x.storage.pointer), ys = SendablePointer(y.storage.pointer)
-        let gs = SendablePointer(g.storage.pointer)
-        let ms = SendablePointer(mean.storage.pointer), vs = SendablePointer(variance.storage.pointer)
-        let sumG = Tensor(uninitializedShape: [c]), sumGX = Tensor(uninitializedShape: [c])
-        let sg = SendablePointer(sumG.storage.pointer), sgx = SendablePointer(sumGX.storage.pointer)
-        parallelFor(c, grain: grain(workPerItem: 2 * n * hw)) { r in
-            sprout_batchnorm_grad_sums(xs.p, gs.p, fusedReLU ? ys.p : nil, ms.p, Int32(n), Int32(c), hw,
-                                       Int32(r.lowerBound), Int32(r.upperBound), sg.p, sgx.p)
-        }
+        let (sumG, sumGX) = kernels.batchNormGradientSums(g, input: x, output: fusedReLU ? y : nil, mean: mean)
         // This process's dγ and dβ; the global sums for dx.
         let gBeta = sumG.detached, gGamma = sumGX / sqrt(variance + epsilon)
         var global = (sumG.scalars + sumGX.scalars).map(Double.init)
         global.withUnsafeMutableBufferPointer { sum($0) }
         let globalG = Tensor(shape: [c], scalars: global[0..<c].map(Float.init))
         let globalGX = Tensor(shape: [c], scalars: global[c...].map(Float.init))
-        let gx = Tensor(uninitializedShape: x.shape)
-        let gxs = SendablePointer(gx.storage.pointer)
-        let gamma = weight.map { SendablePointer($0.storage.pointer) }
-        let gg = SendablePointer(globalG.storage.pointer), ggx = SendablePointer(globalGX.storage.pointer)
-        parallelFor(c, grain: grain(workPerItem: 2 * n * hw)) { r in
-            sprout_batchnorm_backward_apply(xs.p, gs.p, fusedReLU ? ys.p : nil, ms.p, vs.p, gamma?.p, gg.p, ggx.p,
-                                            Float(count), gxs.p, Int32(n), Int32(c), hw, Int32(r.lowerBound),
-                                            Int32(r.upperBound), epsilon)
-        }
+        let gx = kernels.batchNormGradientApply(g, input: x, output: fusedReLU ? y : nil, mean: mean, variance: variance,
+                                                weight: weight, sumG: globalG, sumGX: globalGX, count: Float(count),
+                                                epsilon: epsilon)
         var grads: [Tensor?] = [gx]
         if weight != nil { grads.append(gGamma) }
         if bias != nil { grads.append(gBeta) }
@@ -156,21 +105,12 @@ public func batchNormInference(_ x: Tensor, mean: Tensor, variance: Tensor, weig
                  "batchNorm: running statistics \(mean.shape)/\(variance.shape) do not match \(c) channels")
     let tracked = [x, weight, bias].contains { $0?.requiresGradient == true } && GradientRecording.isEnabled
     if !tracked {
-        // scale = γ/√(σ²+ε), shift = β − μ·scale
-        let scale = Tensor(uninitializedShape: [c]), shift = Tensor(uninitializedShape: [c])
-        for ch in 0..<c {
-            let s = (weight?.storage.pointer[ch] ?? 1) / (variance.storage.pointer[ch] + epsilon).squareRoot()
-            scale.storage.pointer[ch] = s
-            shift.storage.pointer[ch] = (bias?.storage.pointer[ch] ?? 0) - mean.storage.pointer[ch] * s
-        }
-        let hw = x.rank == 4 ? x.shape[2] * x.shape[3] : 1
-        let y = Tensor(uninitializedShape: x.shape)
-        let xs = SendablePointer(x.storage.pointer), ys = SendablePointer(y.storage.pointer)
-        let ss = SendablePointer(scale.storage.pointer), ts = SendablePointer(shift.storage.pointer)
-        parallelFor(x.shape[0] * c, grain: grain(workPerItem: hw)) { r in
-            sprout_channel_affine(xs.p, ys.p, ss.p, ts.p, Int32(c), hw, r.lowerBound, r.upperBound, fusedReLU ? 1 : 0)
-        }
-        return y
+        // One fused pass: y = x·scale + shift, scale = γ/√(σ²+ε), shift = β − μ·scale
+        let (m, v, gammas, betas) = (mean.scalars, variance.scalars, weight?.scalars, bias?.scalars)
+        let scale = (0..<c).map { (gammas?[$0] ?? 1) / (v[$0] + epsilon).squareRoot() }
+        let shift = (0..<c).map { (betas?[$0] ?? 0) - m[$0] * scale[$0] }
+        return x.backend.channelAffine(x, scale: Tensor(shape: [c], scalars: scale), shift: Tensor(shape: [c], scalars: shift),
+                                       relu: fusedReLU)
     }
     let bshape = x.rank == 4 ? [1, c, 1, 1] : [1, c]
     var y = (x - mean.detached.reshaped(to: bshape)) / sqrt(variance.detached + epsilon).reshaped(to: bshape)
@@ -196,25 +136,10 @@ public func updateRunningStatistics(runningMean: inout Tensor, runningVariance: 
 public func localResponseNorm(_ x: Tensor, depthRadius: Int = 5, bias: Float = 1, alpha: Float = 1, beta: Float = 0.5) -> Tensor {
     precondition(x.rank == 4, "localResponseNorm: input must be [N, C, H, W], got \(x.shape)")
     precondition(depthRadius >= 0, "localResponseNorm: depth radius must be ≥ 0, got \(depthRadius)")
-    let (n, c, hw) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
-    let y = Tensor(uninitializedShape: x.shape), scale = Tensor(uninitializedShape: x.shape)
-    let xs = SendablePointer(x.storage.pointer), ys = SendablePointer(y.storage.pointer), ss = SendablePointer(scale.storage.pointer)
-    parallelFor(n, grain: grain(workPerItem: c * hw * (2 * depthRadius + 2))) { r in
-        let off = r.lowerBound * c * hw
-        sprout_lrn_forward(xs.p + off, ys.p + off, ss.p + off, Int32(r.count), Int32(c), Int32(hw),
-                           Int32(depthRadius), bias, alpha, beta)
-    }
+    let kernels = x.backend
+    let (y, scale) = kernels.localResponseNorm(x, radius: depthRadius, bias: bias, alpha: alpha, beta: beta)
     return y.recorded("localResponseNorm", x) { g in
-        let xs = SendablePointer(x.storage.pointer), ys = SendablePointer(y.storage.pointer)
-        let ss = SendablePointer(scale.storage.pointer)
-        let gx = Tensor(uninitializedShape: x.shape)
-        let gs = SendablePointer(g.storage.pointer), gxs = SendablePointer(gx.storage.pointer)
-        parallelFor(n, grain: grain(workPerItem: c * hw * (2 * depthRadius + 2))) { r in
-            let off = r.lowerBound * c * hw
-            sprout_lrn_backward(xs.p + off, ys.p + off, ss.p + off, gs.p + off, gxs.p + off,
-                                Int32(r.count), Int32(c), Int32(hw), Int32(depthRadius), alpha, beta)
-        }
-        return gx
+        kernels.localResponseNormGradient(g, input: x, output: y, scale: scale, radius: depthRadius, alpha: alpha, beta: beta)
     }
 }
 

@@ -1,5 +1,3 @@
-import CSproutKernels
-
 /// Window geometry shared by the pooling ops.
 private struct PoolGeometry {
     let planes, h, w, oh, ow, kh, kw, sh, sw, pt, pl: Int
@@ -16,49 +14,18 @@ private struct PoolGeometry {
         (self.pt, self.pl, self.oh, self.ow) = (pt, pl, oh, ow)
     }
 
-    /// The same geometry for the C loops.
-    var c: sprout_pool_geometry {
-        sprout_pool_geometry(h: Int32(h), w: Int32(w), oh: Int32(oh), ow: Int32(ow), kh: Int32(kh), kw: Int32(kw),
-                             sh: Int32(sh), sw: Int32(sw), pt: Int32(pt), pl: Int32(pl))
-    }
+    /// The same geometry for the backend.
+    var shape: PoolShape { PoolShape(planes: planes, h: h, w: w, oh: oh, ow: ow, kh: kh, kw: kw, sh: sh, sw: sw, pt: pt, pl: pl) }
 }
 
 /// Max pooling; padded positions never win (TensorFlow's SAME semantics).
 ///   x: [N, C, H, W] → [N, C, OH, OW]; the gradient goes to each window's first maximum.
 public func maxPool2d(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? = nil, padding: Padding = .valid) -> Tensor {
-    let geo = PoolGeometry(x, kernel: kernelSize, stride: stride ?? kernelSize, padding: padding, op: "maxPool2d")
-    let out = Tensor(uninitializedShape: [x.shape[0], x.shape[1], geo.oh, geo.ow])
-    // Winner's index inside its plane, kept for backward.
-    let winners = IndexBuffer(count: out.count)
-    let src = SendablePointer(x.storage.pointer), dst = SendablePointer(out.storage.pointer), idx = SendablePointer(winners.pointer)
-    withGeometry(geo) { g in
-        parallelFor(geo.planes, grain: grain(workPerItem: geo.oh * geo.ow * geo.kh * geo.kw)) { r in
-            sprout_maxpool_forward(src.p, dst.p, idx.p, g.p, r.lowerBound, r.upperBound)
-        }
-    }
+    let geo = PoolGeometry(x, kernel: kernelSize, stride: stride ?? kernelSize, padding: padding, op: "maxPool2d").shape
+    // Each window's winner (index inside its plane) is kept for backward.
+    let (out, winners) = x.backend.maxPool(x, shape: geo)
     let inShape = x.shape
-    return out.recorded("maxPool2d", x) { grad in
-        let gx = Tensor(uninitializedShape: inShape)
-        let gs = SendablePointer(grad.storage.pointer), gd = SendablePointer(gx.storage.pointer), a = SendablePointer(winners.pointer)
-        withGeometry(geo) { g in
-            parallelFor(geo.planes, grain: grain(workPerItem: geo.h * geo.w + geo.oh * geo.ow)) { r in
-                sprout_maxpool_backward(gs.p, a.p, gd.p, g.p, r.lowerBound, r.upperBound)
-            }
-        }
-        return gx
-    }
-}
-
-/// The geometry as a C struct, shared read-only by the workers.
-private func withGeometry(_ geo: PoolGeometry, _ body: (SendablePointer<sprout_pool_geometry>) -> Void) {
-    withUnsafePointer(to: geo.c) { body(SendablePointer(UnsafeMutablePointer(mutating: $0))) }
-}
-
-/// Owns the max-pool winners so that they live exactly as long as the tape needs them.
-private final class IndexBuffer: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Int32>
-    init(count: Int) { pointer = .allocate(capacity: count) }
-    deinit { pointer.deallocate() }
+    return out.recorded("maxPool2d", x) { g in g.backend.maxPoolGradient(g, winners: winners, shape: geo, inputShape: inShape) }
 }
 
 /// Average pooling. By default padded positions are not counted (TensorFlow's SAME
@@ -66,25 +33,11 @@ private final class IndexBuffer: @unchecked Sendable {
 ///   x: [N, C, H, W] → [N, C, OH, OW]
 public func avgPool2d(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? = nil, padding: Padding = .valid,
                       countIncludesPadding: Bool = false) -> Tensor {
-    let geo = PoolGeometry(x, kernel: kernelSize, stride: stride ?? kernelSize, padding: padding, op: "avgPool2d")
-    let out = Tensor(uninitializedShape: [x.shape[0], x.shape[1], geo.oh, geo.ow])
-    let includePad: Int32 = countIncludesPadding ? 1 : 0
-    let src = SendablePointer(x.storage.pointer), dst = SendablePointer(out.storage.pointer)
-    withGeometry(geo) { g in
-        parallelFor(geo.planes, grain: grain(workPerItem: geo.oh * geo.ow * geo.kh * geo.kw)) { r in
-            sprout_avgpool_forward(src.p, dst.p, g.p, includePad, r.lowerBound, r.upperBound)
-        }
-    }
+    let geo = PoolGeometry(x, kernel: kernelSize, stride: stride ?? kernelSize, padding: padding, op: "avgPool2d").shape
+    let out = x.backend.avgPool(x, shape: geo, countIncludesPadding: countIncludesPadding)
     let inShape = x.shape
-    return out.recorded("avgPool2d", x) { grad in
-        let gx = Tensor(uninitializedShape: inShape)
-        let gs = SendablePointer(grad.storage.pointer), gd = SendablePointer(gx.storage.pointer)
-        withGeometry(geo) { g in
-            parallelFor(geo.planes, grain: grain(workPerItem: geo.oh * geo.ow * geo.kh * geo.kw)) { r in
-                sprout_avgpool_backward(gs.p, gd.p, g.p, includePad, r.lowerBound, r.upperBound)
-            }
-        }
-        return gx
+    return out.recorded("avgPool2d", x) { g in
+        g.backend.avgPoolGradient(g, shape: geo, countIncludesPadding: countIncludesPadding, inputShape: inShape)
     }
 }
 

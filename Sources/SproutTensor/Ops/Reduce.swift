@@ -1,52 +1,3 @@
-/// Reduction over a set of axes: the input's axes are merged into alternating
-/// kept/reduced groups, then walked with a contiguous innermost run.
-private func reduceKernel(_ x: Tensor, axes: Set<Int>, initial: Float,
-                          _ combine: (Float, Float) -> Float) -> [Float] {
-    let shape = x.shape
-    var dims: [Int] = [], reduced: [Bool] = []
-    for (i, d) in shape.enumerated() where d != 1 {
-        let r = axes.contains(i)
-        if let last = reduced.last, last == r { dims[dims.count - 1] *= d } else { dims.append(d); reduced.append(r) }
-    }
-    let outCount = zip(dims, reduced).filter { !$0.1 }.map(\.0).reduce(1, *)
-    var out = [Float](repeating: initial, count: outCount)
-    if dims.isEmpty { out[0] = combine(initial, x.storage.pointer[0]); return out }
-    // Output strides per merged axis (0 for reduced axes).
-    var outStrides = [Int](repeating: 0, count: dims.count)
-    var s = 1
-    for i in stride(from: dims.count - 1, through: 0, by: -1) where !reduced[i] {
-        outStrides[i] = s
-        s *= dims[i]
-    }
-    let src = x.storage.pointer
-    let n = dims.count, inner = dims[n - 1], innerReduced = reduced[n - 1]
-    let outer = x.count / inner
-    var index = [Int](repeating: 0, count: n)
-    var o = 0
-    out.withUnsafeMutableBufferPointer { dst in
-        for run in 0..<outer {
-            let a = src + run * inner
-            if innerReduced {
-                var acc = dst[o]
-                for i in 0..<inner { acc = combine(acc, a[i]) }
-                dst[o] = acc
-            } else {
-                for i in 0..<inner { dst[o + i] = combine(dst[o + i], a[i]) }
-            }
-            var axis = n - 2
-            while axis >= 0 {
-                index[axis] += 1
-                o += outStrides[axis]
-                if index[axis] < dims[axis] { break }
-                o -= outStrides[axis] * dims[axis]
-                index[axis] = 0
-                axis -= 1
-            }
-        }
-    }
-    return out
-}
-
 extension Tensor {
     private func reducedShape(_ axes: Set<Int>, keep: Bool) -> [Int] {
         keep ? shape.enumerated().map { axes.contains($0.offset) ? 1 : $0.element }
@@ -60,8 +11,7 @@ extension Tensor {
     //   x: [..] → sum over `axes` (all when nil); gradient: broadcast back.
     public func sum(alongAxes axes: [Int]? = nil, keepingDimensions keep: Bool = false) -> Tensor {
         let set = axisSet(axes, op: "sum")
-        let values = reduceKernel(self, axes: set, initial: 0, +)
-        let out = Tensor(shape: reducedShape(set, keep: keep), scalars: values)
+        let out = backend.reduce(.sum, self, axes: set).reshaped(to: reducedShape(set, keep: keep))
         let inShape = shape, keptShape = reducedShape(set, keep: true)
         return out.recorded("sum", self) { g in g.reshaped(to: keptShape).broadcast(to: inShape) }
     }
@@ -76,8 +26,7 @@ extension Tensor {
     public func max(alongAxes axes: [Int]? = nil, keepingDimensions keep: Bool = false) -> Tensor {
         let set = axisSet(axes, op: "max")
         precondition(count > 0, "max: empty tensor of shape \(shape)")
-        let values = reduceKernel(self, axes: set, initial: -.infinity) { Swift.max($0, $1) }
-        let out = Tensor(shape: reducedShape(set, keep: keep), scalars: values)
+        let out = backend.reduce(.max, self, axes: set).reshaped(to: reducedShape(set, keep: keep))
         let keptShape = reducedShape(set, keep: true), input = detached, list = Array(set)
         return out.recorded("max", self) { g in
             let mask = equal(input, out.detached.reshaped(to: keptShape))
@@ -99,13 +48,13 @@ extension Tensor {
         return ss * (1 / Float(Swift.max(unbiased ? n - 1 : n, 1)))
     }
 
-    /// Index of the largest element along `axis` (first one on ties), as Ints.
+    /// Index of the largest element along `axis` (first one on ties), as Ints on the host.
     public func argmax(alongAxis axis: Int = -1) -> [Int] {
         let a = normalizeAxis(axis, rank: rank, op: "argmax")
         let outer = shape[..<a].reduce(1, *), n = shape[a], inner = shape[(a + 1)...].reduce(1, *)
         precondition(n > 0, "argmax: axis \(a) of shape \(shape) is empty")
         var result = [Int](repeating: 0, count: outer * inner)
-        let p = storage.pointer
+        withData { p in
         for o in 0..<outer {
             for i in 0..<inner {
                 var best = 0
@@ -116,6 +65,7 @@ extension Tensor {
                 }
                 result[o * inner + i] = best
             }
+        }
         }
         return result
     }
@@ -128,13 +78,14 @@ extension Tensor {
         let rows = count / n
         var values = [Float](), indices = [[Int]]()
         values.reserveCapacity(rows * k)
-        let p = storage.pointer
+        withData { p in
         for r in 0..<rows {
-            let row = p + r * n
+            let row = p.baseAddress! + r * n
             // Stable: larger value first, lower index first among equal values.
             let order = (0..<n).sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }.prefix(k)
             indices.append(Array(order))
             values.append(contentsOf: order.map { row[$0] })
+        }
         }
         return (Tensor(shape: Array(shape.dropLast()) + [k], scalars: values), indices)
     }

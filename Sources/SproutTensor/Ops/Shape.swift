@@ -25,30 +25,7 @@ extension Tensor {
     public func permuted(_ axes: [Int]) -> Tensor {
         precondition(axes.sorted() == Array(0..<rank), "permute: \(axes) is not a permutation of the \(rank) axes of \(shape)")
         if axes == Array(0..<rank) { return self }
-        let outShape = axes.map { shape[$0] }
-        let out = Tensor(uninitializedShape: outShape)
-        let inStrides = contiguousStrides(shape)
-        // Strides of the input, read in output order.
-        let src = storage.pointer, dst = out.storage.pointer
-        let strides = axes.map { inStrides[$0] }
-        let n = outShape.count
-        let inner = outShape[n - 1], innerStride = strides[n - 1]
-        let outer = count / Swift.max(inner, 1)
-        var index = [Int](repeating: 0, count: n)
-        var offset = 0
-        for run in 0..<outer {
-            let d = dst + run * inner
-            for i in 0..<inner { d[i] = src[offset + i * innerStride] }
-            var axis = n - 2
-            while axis >= 0 {
-                index[axis] += 1
-                offset += strides[axis]
-                if index[axis] < outShape[axis] { break }
-                offset -= strides[axis] * outShape[axis]
-                index[axis] = 0
-                axis -= 1
-            }
-        }
+        let out = backend.permute(self, axes)
         var inverse = [Int](repeating: 0, count: axes.count)
         for (i, a) in axes.enumerated() { inverse[a] = i }
         return out.recorded("permute", self) { g in g.permuted(inverse) }
@@ -66,15 +43,7 @@ extension Tensor {
         let a = normalizeAxis(axis, rank: rank, op: "slice")
         precondition(range.lowerBound >= 0 && range.upperBound <= shape[a],
                      "slice: range \(range) out of bounds for axis \(a) of size \(shape[a]) (shape \(shape))")
-        var outShape = shape
-        outShape[a] = range.count
-        let outer = shape[..<a].reduce(1, *), inner = shape[(a + 1)...].reduce(1, *)
-        let out = Tensor(uninitializedShape: outShape)
-        let src = storage.pointer, dst = out.storage.pointer
-        let run = range.count * inner
-        for o in 0..<outer {
-            (dst + o * run).update(from: src + (o * shape[a] + range.lowerBound) * inner, count: run)
-        }
+        let out = backend.slice(self, axis: a, range: range)
         // Backward adds g into [.., range, ..] of the input's one gradient buffer.
         return out.recordedSlab("slice", self, axis: a, range: range)
     }
@@ -85,15 +54,8 @@ extension Tensor {
         var expected = shape
         expected[axis] = range.count
         precondition(g.shape == expected, "autodiff: a slice gradient of shape \(g.shape) for \(range) of axis \(axis) of \(shape)")
-        let outer = shape[..<axis].reduce(1, *), inner = shape[(axis + 1)...].reduce(1, *), n = shape[axis]
-        let run = range.count * inner
-        let gp = g.storage.pointer
-        withMutableData { d in
-            for o in 0..<outer {
-                let dst = d.baseAddress! + (o * n + range.lowerBound) * inner, src = gp + o * run
-                for i in 0..<run { dst[i] += src[i] }
-            }
-        }
+        precondition(g.device == device, "autodiff: a slice gradient on \(g.device) for a tensor on \(device)")
+        backend.addSlab(g, into: &self, axis: axis, range: range)
     }
 
     /// Inserts an axis of size 1 at `axis` (unsqueeze).
@@ -145,18 +107,11 @@ extension Tensor {
             precondition(t.rank == first.rank && (0..<t.rank).allSatisfy { $0 == a || t.shape[$0] == first.shape[$0] },
                          "concatenate: shape \(t.shape) does not match \(first.shape) outside axis \(a)")
         }
-        var outShape = first.shape
-        outShape[a] = tensors.map { $0.shape[a] }.reduce(0, +)
-        let outer = first.shape[..<a].reduce(1, *), inner = first.shape[(a + 1)...].reduce(1, *)
-        let out = Tensor(uninitializedShape: outShape)
-        let outRun = outShape[a] * inner
+        for t in tensors { precondition(t.device == first.device, "concatenate: tensors on \(first.device) and \(t.device)") }
+        let out = first.backend.concatenate(tensors, axis: a)
         var start = 0
         var ranges: [Range<Int>] = []
         for t in tensors {
-            let run = t.shape[a] * inner
-            for o in 0..<outer {
-                (out.storage.pointer + o * outRun + start * inner).update(from: t.storage.pointer + o * run, count: run)
-            }
             ranges.append(start..<(start + t.shape[a]))
             start += t.shape[a]
         }
@@ -166,22 +121,7 @@ extension Tensor {
     /// Reverses the order of elements along each of `axes`.
     public func flipped(alongAxes axes: [Int]) -> Tensor {
         let normalized = Set(axes.map { normalizeAxis($0, rank: rank, op: "flip") })
-        let out = Tensor(uninitializedShape: shape)
-        let strides = contiguousStrides(shape)
-        let src = storage.pointer, dst = out.storage.pointer
-        var index = [Int](repeating: 0, count: rank)
-        for i in 0..<count {
-            var off = 0
-            for d in 0..<rank { off += (normalized.contains(d) ? shape[d] - 1 - index[d] : index[d]) * strides[d] }
-            dst[i] = src[off]
-            var d = rank - 1
-            while d >= 0 {
-                index[d] += 1
-                if index[d] < shape[d] { break }
-                index[d] = 0
-                d -= 1
-            }
-        }
+        let out = backend.flip(self, axes: normalized)
         let flippedAxes = Array(normalized)
         return out.recorded("flip", self) { g in g.flipped(alongAxes: flippedAxes) }
     }
@@ -202,7 +142,6 @@ extension Tensor {
                          "pad: reflect padding (\(top), \(bottom), \(left), \(right)) must be smaller than the input's \(h)×\(w)")
         }
         let oh = h + top + bottom, ow = w + left + right
-        let planes = count / Swift.max(h * w, 1)
         // Source index of every output position (-1 = zero), shared by forward and backward.
         func source(_ o: Int, _ before: Int, _ size: Int) -> Int {
             var i = o - before
@@ -213,33 +152,10 @@ extension Tensor {
         }
         let rows = (0..<oh).map { source($0, top, h) }
         let cols = (0..<ow).map { source($0, left, w) }
-        let out = Tensor(uninitializedShape: Array(shape.dropLast(2)) + [oh, ow])
-        let src = SendablePointer(storage.pointer), dst = SendablePointer(out.storage.pointer)
-        parallelFor(planes, grain: grain(workPerItem: oh * ow)) { r in
-            for p in r {
-                let s = src.p + p * h * w, d = dst.p + p * oh * ow
-                for y in 0..<oh {
-                    let sy = rows[y]
-                    for x in 0..<ow {
-                        let sx = cols[x]
-                        d[y * ow + x] = (sy < 0 || sx < 0) ? 0 : s[sy * w + sx]
-                    }
-                }
-            }
-        }
+        let out = backend.pad(self, rows: rows, cols: cols)
         let inShape = shape
         return out.recorded("pad", self) { g in
-            let gin = Tensor(shape: inShape, repeating: 0)
-            let gp = SendablePointer(g.storage.pointer), ip = SendablePointer(gin.storage.pointer)
-            parallelFor(planes, grain: grain(workPerItem: oh * ow)) { r in
-                for p in r {
-                    let gs = gp.p + p * oh * ow, d = ip.p + p * h * w
-                    for y in 0..<oh where rows[y] >= 0 {
-                        for x in 0..<ow where cols[x] >= 0 { d[rows[y] * w + cols[x]] += gs[y * ow + x] }
-                    }
-                }
-            }
-            return gin
+            g.backend.padGradient(g, rows: rows, cols: cols, inputShape: inShape)
         }
     }
 }
