@@ -11,6 +11,9 @@ Training is also timed on 1 thread (both frameworks) for the parallel efficiency
 img/s(N threads) / (N · img/s(1 thread)); --no-scaling skips that.
 
     python3 benchmarks/peer_bench.py --simd     # Sprout alone: vector units limited to SSE vs AVX2+FMA
+
+A design change is checked for speed with --baseline OTHER/sprout (an earlier build): every round
+runs it too, so the table has the ratio to PyTorch before and after, measured in one sitting.
 """
 import argparse
 import datetime
@@ -64,9 +67,9 @@ def timed_steps(steps, infer_batch):
     return max(steps, 40) if infer_batch == 1 else steps
 
 
-def sprout(model, width, batch, mode, infer_batch, steps, threads, env=None):
+def sprout(model, width, batch, mode, infer_batch, steps, threads, env=None, binary=SPROUT):
     steps = timed_steps(steps, infer_batch)
-    cmd = [SPROUT, "bench", "--model", model, "--width", str(width), "--batch-size", str(batch), "--mode", mode,
+    cmd = [binary, "bench", "--model", model, "--width", str(width), "--batch-size", str(batch), "--mode", mode,
            "--steps", str(steps), "--threads", str(threads), "--json"]
     if infer_batch:
         cmd += ["--infer-batch-size", str(infer_batch)]
@@ -109,14 +112,17 @@ def main():
     p.add_argument("--no-scaling", action="store_true", help="skip the 1-thread training runs")
     p.add_argument("--modes", nargs="*", help="train, infer_b1, infer_b128 (default: all)")
     p.add_argument("--simd", action="store_true", help="Sprout alone, SIMD limited to SSE vs AVX2+FMA")
+    p.add_argument("--baseline", help="an earlier sprout binary, run in every round beside this one (before/after)")
     a = p.parse_args()
     if a.simd:
         return simd_comparison(a)
     rows, records = [], []
     for name, model, width, batch, steps, mode, infer_batch, key, metric in selected(a):
-        s_vals, t_vals, s_rss, t_rss, params = [], [], [], [], set()
+        s_vals, t_vals, s_rss, t_rss, params, b_vals = [], [], [], [], set(), []
         for _ in range(a.rounds):
             s = sprout(model, width, batch, mode, infer_batch, steps, a.threads)
+            if a.baseline:
+                b_vals.append(sprout(model, width, batch, mode, infer_batch, steps, a.threads, binary=a.baseline)[metric])
             t = torch(a.python, model, width, batch, mode, infer_batch, steps, a.threads)
             s_vals.append(s[metric]); t_vals.append(t[metric])
             s_rss.append(s["peak_rss_mb"]); t_rss.append(t["peak_rss_mb"])
@@ -127,6 +133,8 @@ def main():
                "mode": key, "sprout": median(s_vals), "torch": median(t_vals), "ratio": median(s_vals) / median(t_vals),
                "sprout_peak_rss_mb": max(s_rss), "torch_peak_rss_mb": max(t_rss), "parameters": params.pop(),
                "rounds": a.rounds, "sprout_all": s_vals, "torch_all": t_vals}
+        if b_vals:
+            rec.update({"baseline": median(b_vals), "baseline_ratio": median(b_vals) / median(t_vals), "baseline_all": b_vals})
         if mode == "train" and not a.no_scaling and a.threads > 1:
             s1, t1 = [], []
             for _ in range(a.rounds):
@@ -138,6 +146,8 @@ def main():
         records.append(rec)
         line = (f"{name:22s} {key:9s} sprout {rec['sprout']:9.1f} img/s  torch {rec['torch']:9.1f} img/s  "
                 f"ratio {rec['ratio']:5.2f}  RSS {rec['sprout_peak_rss_mb']:6.0f} / {rec['torch_peak_rss_mb']:6.0f} MB")
+        if "baseline" in rec:
+            line += f"  baseline {rec['baseline']:9.1f} img/s, ratio {rec['baseline_ratio']:5.2f}"
         if "sprout_1thread" in rec:
             line += (f"  1 thread {rec['sprout_1thread']:.1f} / {rec['torch_1thread']:.1f}  efficiency "
                      f"{rec['sprout_efficiency']:.0%} / {rec['torch_efficiency']:.0%}")
@@ -156,6 +166,13 @@ def main():
         for r in rows:
             f.write(f"| {r['name']} | {r['mode']} | {r['batch']} | {r['sprout']:.1f} | {r['torch']:.1f} | {r['ratio']:.2f} | "
                     f"{r['sprout_peak_rss_mb']:.0f} | {r['torch_peak_rss_mb']:.0f} |\n")
+        if a.baseline:
+            f.write(f"\nBaseline `{a.baseline}` in the same rounds: img/s and ratio to PyTorch, before → after.\n\n"
+                    "| model | mode | baseline img/s | this build img/s | after/before | ratio before | ratio after |\n"
+                    "|---|---|---:|---:|---:|---:|---:|\n")
+            for r in rows:
+                f.write(f"| {r['name']} | {r['mode']} | {r['baseline']:.1f} | {r['sprout']:.1f} | {r['sprout'] / r['baseline']:.2f} | "
+                        f"{r['baseline_ratio']:.2f} | {r['ratio']:.2f} |\n")
         scaling = [r for r in rows if "sprout_1thread" in r]
         if scaling:
             f.write(f"\nTraining on 1 and {a.threads} threads; parallel efficiency = img/s({a.threads}) / "

@@ -5,7 +5,7 @@ import SproutTensor
 /// conv3×3 → maxpool → BN → GELU → conv3×3 → BN → GELU, a max-pool head and a linear
 /// layer scaled by 1/9; identity-initialised convolutions and frozen batch-norm scales, as
 /// in airbench94.
-public final class Airbench: Layer {
+public final class Airbench: TrainingDataInitializable {
     public let whiten: Conv2D
     public let body: Sequential
     public var isTraining = true
@@ -66,6 +66,8 @@ public final class Airbench: Layer {
         let (y, r2) = body.summaryRows(input: w, prefix: "body")
         return (y, r1 + r2)
     }
+
+    public func initialize(fromTrainingImages images: Tensor) { initializeWhitening(from: images) }
 
     /// Sets the whitening filters from `images` [N, C, H, W] (normalised as in training):
     /// with the covariance Σ of all k×k patches = V·diag(λ)·Vᵀ, the filters are

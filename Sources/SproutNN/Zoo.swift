@@ -13,6 +13,12 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+/// A layer whose initial weights come from the training data (airbench's whitening filters):
+/// a training run calls it once, before the first step, with a sample of normalised images.
+public protocol TrainingDataInitializable: Layer {
+    func initialize(fromTrainingImages images: Tensor)
+}
+
 /// The model zoo: every entry buildable by name for an input shape [C, H, W] and a class count.
 public enum Zoo {
     public struct Entry: Sendable {
@@ -20,15 +26,44 @@ public enum Zoo {
         public let summary: String
         /// The input it was designed for, [C, H, W].
         public let defaultInput: [Int]
+        /// How its inputs are prepared: what the training run, `predict`, `serve` and the ONNX
+        /// metadata use, a property of the model rather than a check of its name.
+        public var input = InputPreparation()
+
+        init(name: String, summary: String, defaultInput: [Int], input: InputPreparation = InputPreparation()) {
+            (self.name, self.summary, self.defaultInput, self.input) = (name, summary, defaultInput, input)
+        }
     }
+
+    /// A model's input preparation: the normalisation and the side it crops images to.
+    public struct InputPreparation: Sendable, Equatable {
+        public enum Normalization: Sendable, Equatable {
+            /// (x/255 − mean[c]) / std[c] with the training set's channel statistics.
+            case datasetMeanStd
+            /// TensorFlow's per-image standardisation (the CIFAR-10 tutorial's).
+            case perImageStandardization
+        }
+        public var normalization = Normalization.datasetMeanStd
+        /// Random crops of this side in training, centre crops otherwise (nil: full size).
+        public var cropSize: Int?
+        public init(normalization: Normalization = .datasetMeanStd, cropSize: Int? = nil) {
+            (self.normalization, self.cropSize) = (normalization, cropSize)
+        }
+        static let tensorFlowTutorial = InputPreparation(normalization: .perImageStandardization, cropSize: 24)
+    }
+
+    /// The zoo entry of `name`, if it is one.
+    public static func entry(_ name: String) -> Entry? { entries.first { $0.name == name } }
 
     public static let entries: [Entry] = [
         Entry(name: "mlp", summary: "two hidden layers of 512 and 256 with ReLU", defaultInput: [1, 28, 28]),
         Entry(name: "mnist-cnn", summary: "Keras's MNIST CNN: conv3×3 32, conv3×3 64, maxpool, dropout, fc 128, fc", defaultInput: [1, 28, 28]),
         Entry(name: "mnist-bn", summary: "four conv3×3 + batch-norm layers (32, 64, 64, 128), three maxpools, fc", defaultInput: [1, 28, 28]),
         Entry(name: "lenet5", summary: "LeNet-5 with ReLU and max pooling", defaultInput: [1, 28, 28]),
-        Entry(name: "tf-cifar10", summary: "the TensorFlow CIFAR-10 tutorial net (LRN, 1,068,298 parameters)", defaultInput: [3, 24, 24]),
-        Entry(name: "tf-cifar10-nolrn", summary: "the TensorFlow tutorial net without its two LRN layers", defaultInput: [3, 24, 24]),
+        Entry(name: "tf-cifar10", summary: "the TensorFlow CIFAR-10 tutorial net (LRN, 1,068,298 parameters)", defaultInput: [3, 24, 24],
+              input: .tensorFlowTutorial),
+        Entry(name: "tf-cifar10-nolrn", summary: "the TensorFlow tutorial net without its two LRN layers", defaultInput: [3, 24, 24],
+              input: .tensorFlowTutorial),
         Entry(name: "resnet9", summary: "David Page's ResNet-9 (width multiplier --width)", defaultInput: [3, 32, 32]),
         Entry(name: "airbench", summary: "airbench94's net: frozen 2×2 whitening, three conv groups 64/256/256, ×1/9 head", defaultInput: [3, 32, 32]),
         Entry(name: "resnet18", summary: "ResNet-18, CIFAR variant (3×3 stem, no stem pooling)", defaultInput: [3, 32, 32]),

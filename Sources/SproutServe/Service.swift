@@ -46,7 +46,7 @@ public final class InferenceService: @unchecked Sendable {
         var object: [String: Any] = [
             "name": slot.name, "version": v.step, "model": m.model.name, "classes": m.classNames,
             "input_size": ["channels": m.preprocessing.channels, "height": m.preprocessing.resize, "width": m.preprocessing.resize],
-            "model_input": m.model.inputShape, "preprocessing": m.preprocessing.normalization,
+            "model_input": m.model.inputShape, "preprocessing": m.preprocessing.normalization.rawValue,
         ]
         if let e = slot.lastReloadError { object["last_reload_error"] = e }
         return object

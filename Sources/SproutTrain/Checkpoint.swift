@@ -1,4 +1,5 @@
 import Foundation
+import SproutData
 import SproutNN
 import SproutOptim
 import SproutTensor
@@ -25,16 +26,32 @@ public struct ModelSpec: Codable, Sendable, Equatable {
 
 /// How images were prepared for the model (so `predict`/`serve` do the same).
 public struct PreprocessingSpec: Codable, Sendable, Equatable {
-    /// "unit", "mean_std" or "per_image_standardization"
-    public var normalization: String
+    /// The manifest's `normalization` value.
+    public enum Normalization: String, Codable, Sendable {
+        case unit
+        case meanStd = "mean_std"
+        case perImageStandardization = "per_image_standardization"
+    }
+    public var normalization: Normalization
     public var mean: [Float]?
     public var std: [Float]?
     /// Images are resized (shorter side) to this, then centre-cropped to the model's input.
     public var resize: Int
     public var channels: Int
 
-    public init(normalization: String, mean: [Float]? = nil, std: [Float]? = nil, resize: Int, channels: Int) {
+    public init(normalization: Normalization, mean: [Float]? = nil, std: [Float]? = nil, resize: Int, channels: Int) {
         (self.normalization, self.mean, self.std, self.resize, self.channels) = (normalization, mean, std, resize, channels)
+    }
+}
+
+extension PreprocessingSpec {
+    /// The data loader's normalisation for this spec.
+    public var loaderNormalization: SproutData.Normalization {
+        switch normalization {
+        case .perImageStandardization: return .perImageStandardization
+        case .meanStd: return .meanStd(mean: mean ?? [], std: std ?? [])
+        case .unit: return .unit
+        }
     }
 }
 

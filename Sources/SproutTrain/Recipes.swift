@@ -21,7 +21,7 @@ public struct Recipe: Sendable {
     /// with dropout stopped at 99.38%, underfitting the translated digits), 2-pixel
     /// translations, Nesterov SGD on a one-cycle schedule, light label smoothing.
     public static let mnist = Recipe(name: "mnist", summary: "mnist-bn on MNIST, ≥ 99.5% on the last 5,000 training images") {
-        $0.dataset = "mnist"
+        $0.dataset = .mnist
         $0.model = "mnist-bn"
         $0.validationSplit = 5000
         $0.augment = true
@@ -29,10 +29,10 @@ public struct Recipe: Sendable {
         $0.flip = false
         $0.epochs = 8
         $0.batchSize = 128
-        $0.optimizer = "nesterov"
+        $0.optimizer = .nesterov
         $0.learningRate = 0.1
         $0.weightDecay = 5e-4
-        $0.schedule = "onecycle"
+        $0.schedule = .onecycle
         $0.warmupFraction = 0.15
         $0.labelSmoothing = 0.05
     }
@@ -42,7 +42,7 @@ public struct Recipe: Sendable {
     /// (2 pixels and 8 epochs gave 92.56%, this 93.44%).
     public static let fashionMNIST = Recipe(name: "fashion-mnist", summary: "mnist-bn on Fashion-MNIST, ≥ 93% on the test split") {
         $0 = mnist.configuration
-        $0.dataset = "fashion-mnist"
+        $0.dataset = .fashionMNIST
         $0.validationSplit = nil
         $0.flip = true
         $0.translate = 1
@@ -56,17 +56,17 @@ public struct Recipe: Sendable {
     /// random 24×24 crops and flips, per-image standardisation; 50 epochs, about an hour on
     /// our 2-core machine.
     public static let cifar10Tutorial = Recipe(name: "cifar10-tutorial", summary: "the TF tutorial's net and recipe (SGD, staircase decay, EMA)") {
-        $0.dataset = "cifar10"
+        $0.dataset = .cifar10
         $0.model = "tf-cifar10"
         $0.validationSplit = 5000
         $0.augment = true
         $0.epochs = 50
         $0.batchSize = 128
-        $0.optimizer = "sgd"
+        $0.optimizer = .sgd
         $0.learningRate = 0.1
         $0.momentum = 0
         $0.weightDecay = 0
-        $0.schedule = "staircase"
+        $0.schedule = .staircase
         $0.emaDecay = 0.9999
     }
 
@@ -76,10 +76,10 @@ public struct Recipe: Sendable {
         $0 = cifar10Tutorial.configuration
         $0.epochs = 12
         $0.weightDecay = 5e-4
-        $0.optimizer = "nesterov"
+        $0.optimizer = .nesterov
         $0.learningRate = 0.05
         $0.momentum = 0.9
-        $0.schedule = "onecycle"
+        $0.schedule = .onecycle
         $0.warmupFraction = 0.2
         $0.labelSmoothing = 0.1
         $0.emaDecay = nil
@@ -96,7 +96,7 @@ public struct Recipe: Sendable {
     /// 2-core machine (airbench94 trains 9.9 on a GPU). Left out: lookahead (EMA instead)
     /// and training the whitening bias for the first epochs.
     public static let cifar10Fast = Recipe(name: "cifar10-fast", summary: "airbench-style net and recipe, 7 epochs (≤ 45 minutes on 2 cores)") {
-        $0.dataset = "cifar10"
+        $0.dataset = .cifar10
         $0.model = "airbench"
         $0.validationSplit = 5000
         $0.augment = true
@@ -104,11 +104,11 @@ public struct Recipe: Sendable {
         $0.flip = true
         $0.epochs = 7
         $0.batchSize = 512
-        $0.optimizer = "nesterov"
+        $0.optimizer = .nesterov
         $0.learningRate = 0.75
         $0.momentum = 0.85
         $0.weightDecay = 0.0153 / 11.5
-        $0.schedule = "onecycle"
+        $0.schedule = .onecycle
         $0.warmupFraction = 0.23
         $0.scheduleStart = 0.2
         $0.scheduleEnd = 0.07

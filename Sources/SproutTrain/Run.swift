@@ -7,7 +7,10 @@ import SproutTensor
 /// Everything a training run needs; saved as `config.json` in the run directory so that a
 /// run can be resumed, evaluated and served from its directory alone.
 public struct RunConfiguration: Codable, Sendable, Equatable {
-    public var dataset = "fashion-mnist"
+    public enum OptimizerKind: String, Codable, Sendable, CaseIterable { case sgd, nesterov, adam, adamw }
+    public enum ScheduleKind: String, Codable, Sendable, CaseIterable { case constant, onecycle, cosine, staircase }
+
+    public var dataset = DatasetKind.fashionMNIST
     public var dataDir: String?
     public var model: String?
     /// JSON layer description (contents of --model-spec), instead of a zoo model.
@@ -16,12 +19,12 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     public var epochs = 10
     public var steps: Int?
     public var batchSize = 128
-    public var optimizer = "sgd"
+    public var optimizer = OptimizerKind.sgd
     public var learningRate: Float?
     public var momentum: Float = 0.9
     public var nesterov = false
     public var weightDecay: Float = 5e-4
-    public var schedule = "onecycle"
+    public var schedule = ScheduleKind.onecycle
     public var warmupFraction: Float = 0.2
     /// One-cycle schedule: the learning rate at the first and the last step, as fractions
     /// of the peak (nil: 0.1 and 0).
@@ -53,12 +56,20 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
 
     public var modelName: String { model ?? RunConfiguration.defaultModel(dataset) }
 
-    public static func defaultModel(_ dataset: String) -> String {
-        dataset.hasPrefix("cifar") ? "tf-cifar10" : dataset == "folder" ? "resnet9" : "mnist-cnn"
+    public static func defaultModel(_ dataset: DatasetKind) -> String {
+        switch dataset {
+        case .cifar10, .cifar100: return "tf-cifar10"
+        case .folder: return "resnet9"
+        case .mnist, .fashionMNIST: return "mnist-cnn"
+        }
     }
 
-    public static func defaultDataDir(_ dataset: String) -> String? {
-        dataset == "fashion-mnist" ? "/usr/share/datasets/fashion-mnist" : nil
+    /// The data directory: --data-dir, else where the dataset installs itself.
+    public func dataDirectory() throws -> String {
+        guard let dir = dataDir ?? dataset.defaultDirectory else {
+            throw RunError.invalid("--data-dir is required for dataset '\(dataset.rawValue)'")
+        }
+        return dir
     }
 }
 
@@ -78,40 +89,16 @@ public struct RunData {
     /// Images of a folder dataset that did not decode and were left out, with the reason.
     public var skippedImages: [(path: String, reason: String)] = []
 
-    public var normalization: Normalization {
-        switch preprocessing.normalization {
-        case "per_image_standardization": return .perImageStandardization
-        case "mean_std": return .meanStd(mean: preprocessing.mean ?? [], std: preprocessing.std ?? [])
-        default: return .unit
-        }
-    }
+    public var normalization: Normalization { preprocessing.loaderNormalization }
 
     public var cropSize: Int? { modelInput[1] < train.height ? modelInput[1] : nil }
 
     /// Reads the dataset the configuration names, splits off validation data and chooses the
     /// preprocessing for its model.
     public static func load(_ config: RunConfiguration) throws -> RunData {
-        let dir = config.dataDir ?? RunConfiguration.defaultDataDir(config.dataset)
-        guard let dir else { throw RunError.invalid("--data-dir is required for dataset '\(config.dataset)'") }
-        var train: ImageDataset, test: ImageDataset?
-        var skipped: [(path: String, reason: String)] = []
-        switch config.dataset {
-        case "mnist", "fashion-mnist":
-            let fashion = config.dataset == "fashion-mnist"
-            train = try MNIST.load(directory: dir, split: .train, fashion: fashion)
-            test = try? MNIST.load(directory: dir, split: .test, fashion: fashion)
-        case "cifar10":
-            train = try CIFAR.load10(directory: dir, split: .train)
-            test = try? CIFAR.load10(directory: dir, split: .test)
-        case "cifar100":
-            train = try CIFAR.load100(directory: dir, split: .train)
-            test = try? CIFAR.load100(directory: dir, split: .test)
-        case "folder":
-            let (folder, report) = try ImageFolder.load(root: dir, size: 32, skipBadImages: true)
-            (train, skipped, test) = (folder, report.skipped, nil)
-        default:
-            throw RunError.invalid("unknown dataset '\(config.dataset)' (mnist, fashion-mnist, cifar10, cifar100, folder)")
-        }
+        let dir = try config.dataDirectory()
+        var (train, skipped) = try config.dataset.load(directory: dir, split: .train)
+        let test = config.dataset.hasTestSplit ? try? config.dataset.load(directory: dir, split: .test).dataset : nil
         var validation: ImageDataset, validationName: String
         if let n = config.validationSplit {
             guard n > 0 && n < train.count else { throw RunError.invalid("--val-split \(n) must be between 1 and \(train.count - 1)") }
@@ -125,16 +112,19 @@ public struct RunData {
             (train, validation) = train.splittingLast(n)
             validationName = "val (last \(n) training images)"
         }
-        let model = config.modelName
-        let isTF = model.hasPrefix("tf-cifar10")
-        let input = isTF ? [train.channels, 24, 24] : train.shape
+        // The model's own input preparation (a zoo entry's; a model spec's is the default).
+        let prepared = config.modelSpec == nil ? Zoo.entry(config.modelName)?.input ?? Zoo.InputPreparation() : Zoo.InputPreparation()
+        let crop = prepared.cropSize.map { min($0, train.height, train.width) }
+        let input = crop.map { [train.channels, $0, $0] } ?? train.shape
         let preprocessing: PreprocessingSpec
-        if isTF {
-            preprocessing = PreprocessingSpec(normalization: "per_image_standardization", resize: train.height, channels: train.channels)
-        } else {
+        switch prepared.normalization {
+        case .perImageStandardization:
+            preprocessing = PreprocessingSpec(normalization: .perImageStandardization, resize: train.height, channels: train.channels)
+        case .datasetMeanStd:
             let (mean, std) = train.channelStatistics()
-            preprocessing = PreprocessingSpec(normalization: "mean_std", mean: mean, std: std, resize: train.height, channels: train.channels)
+            preprocessing = PreprocessingSpec(normalization: .meanStd, mean: mean, std: std, resize: train.height, channels: train.channels)
         }
+        let croppedRandomly = crop != nil
         let colour = train.channels == 3
         let augment = config.augment ?? colour
         var augmentation = Augmentation.none
@@ -142,7 +132,7 @@ public struct RunData {
             // The tutorial's random 24×24 crop and flip; its strong brightness/contrast
             // distortions are left out of this default, which aims at short runs
             // (available through Augmentation for longer ones).
-            augmentation = isTF ? Augmentation(randomCrop: true, horizontalFlip: true)
+            augmentation = croppedRandomly ? Augmentation(randomCrop: true, horizontalFlip: true)
                                 : Augmentation(randomCropPadding: config.translate ?? (colour ? 4 : 2),
                                                paddingMode: colour ? .reflect : .zero, horizontalFlip: config.flip ?? colour)
         }
@@ -158,28 +148,15 @@ extension RunData {
         switch name {
         case "train": return try load(config).train
         case "val": return try load(config).validation
-        case "test":
-            let dir = config.dataDir ?? RunConfiguration.defaultDataDir(config.dataset) ?? ""
-            switch config.dataset {
-            case "mnist", "fashion-mnist": return try MNIST.load(directory: dir, split: .test, fashion: config.dataset == "fashion-mnist")
-            case "cifar10": return try CIFAR.load10(directory: dir, split: .test)
-            case "cifar100": return try CIFAR.load100(directory: dir, split: .test)
-            default: throw RunError.invalid("dataset '\(config.dataset)' has no test split; use --split val")
-            }
-        default:
-            throw RunError.invalid("unknown split '\(name)' (test, val, train)")
+        case "test": return try config.dataset.load(directory: try config.dataDirectory(), split: .test).dataset
+        default: throw RunError.invalid("unknown split '\(name)' (test, val, train)")
         }
     }
 }
 
 /// A loader that prepares images as a checkpoint's model was trained (no augmentation).
 public func evaluationLoader(_ dataset: ImageDataset, preprocessing: PreprocessingSpec, modelInput: [Int], batchSize: Int = 500) -> DataLoader {
-    let normalization: Normalization
-    switch preprocessing.normalization {
-    case "per_image_standardization": normalization = .perImageStandardization
-    case "mean_std": normalization = .meanStd(mean: preprocessing.mean ?? [], std: preprocessing.std ?? [])
-    default: normalization = .unit
-    }
+    let normalization = preprocessing.loaderNormalization
     let crop = modelInput[1] < dataset.height ? modelInput[1] : nil
     return DataLoader(dataset: dataset, batchSize: batchSize, normalization: normalization, cropSize: crop)
 }
@@ -192,30 +169,26 @@ public func makeOptimizer(_ config: RunConfiguration, model: any Layer, stepsPer
     let lr: Float
     let optimizer: any Optimizer
     switch config.optimizer {
-    case "sgd", "nesterov":
+    case .sgd, .nesterov:
         lr = config.learningRate ?? 0.05
         optimizer = SGD(groups: [ParameterGroup(params)], learningRate: lr, momentum: config.momentum,
-                        nesterov: config.nesterov || config.optimizer == "nesterov", weightDecay: config.weightDecay)
-    case "adam":
+                        nesterov: config.nesterov || config.optimizer == .nesterov, weightDecay: config.weightDecay)
+    case .adam:
         lr = config.learningRate ?? 1e-3
         optimizer = Adam(groups: [ParameterGroup(params)], learningRate: lr, weightDecay: config.weightDecay)
-    case "adamw":
+    case .adamw:
         lr = config.learningRate ?? 1e-3
         optimizer = Adam(groups: [ParameterGroup(params)], learningRate: lr, weightDecay: config.weightDecay, decoupledWeightDecay: true)
-    default:
-        throw RunError.invalid("unknown optimizer '\(config.optimizer)' (sgd, nesterov, adam, adamw)")
     }
     let schedule: any LearningRateSchedule
     switch config.schedule {
-    case "constant": schedule = ConstantSchedule(lr)
-    case "onecycle": schedule = PiecewiseLinear.oneCycle(totalSteps: totalSteps, peak: lr, warmupFraction: config.warmupFraction,
+    case .constant: schedule = ConstantSchedule(lr)
+    case .onecycle: schedule = PiecewiseLinear.oneCycle(totalSteps: totalSteps, peak: lr, warmupFraction: config.warmupFraction,
                                                          start: lr * (config.scheduleStart ?? 0.1), end: lr * (config.scheduleEnd ?? 0))
-    case "cosine": schedule = CosineDecay(initial: lr, totalSteps: totalSteps, warmupSteps: Int(Float(totalSteps) * config.warmupFraction))
-    case "staircase":
+    case .cosine: schedule = CosineDecay(initial: lr, totalSteps: totalSteps, warmupSteps: Int(Float(totalSteps) * config.warmupFraction))
+    case .staircase:
         // TensorFlow tutorial: ×0.1 every 350 epochs (of 50,000 images at batch 128).
         schedule = ExponentialDecay(initial: lr, decaySteps: max(1, 350 * stepsPerEpoch), decayRate: 0.1, staircase: true)
-    default:
-        throw RunError.invalid("unknown schedule '\(config.schedule)' (constant, onecycle, cosine, staircase)")
     }
     return (optimizer, schedule)
 }

@@ -180,7 +180,7 @@ struct BenchData: ParsableCommand {
         abstract: "Images per second the data loader delivers (decode, shuffle, augment, normalise, batch), without a model.",
         discussion: "Example: sprout bench data --dataset cifar10 --data-dir ../shared/data/cifar-10-batches-bin --model tf-cifar10")
 
-    @Option(help: "Dataset (as for sprout train).") var dataset = "fashion-mnist"
+    @Option(help: "Dataset (as for sprout train).") var dataset = DatasetKind.fashionMNIST
     @Option(help: "Dataset directory.") var dataDir: String?
     @Option(help: "Model whose preprocessing to use.") var model: String?
     @Option(help: "Batch size.") var batchSize = 128
@@ -204,6 +204,6 @@ struct BenchData: ParsableCommand {
             }
         }
         print(String(format: "%@ (%@ preprocessing, augmentation %@): %.0f img/s over %d batches of %d",
-                     dataset, config.modelName, "\(data.augmentation != .none)", Double(n * batchSize) / elapsed, n, batchSize))
+                     dataset.rawValue, config.modelName, "\(data.augmentation != .none)", Double(n * batchSize) / elapsed, n, batchSize))
     }
 }

@@ -23,7 +23,7 @@ struct Train: ParsableCommand {
     @Option(help: "Start from a named recipe (listed below); other flags override its settings.") var recipe: String?
     @Flag(help: "Print the resolved configuration as JSON and exit.") var printConfig = false
 
-    @Option(help: "mnist, fashion-mnist, cifar10, cifar100 or folder (ROOT/<class>/*.png|jpg).") var dataset: String?
+    @Option(help: "mnist, fashion-mnist, cifar10, cifar100 or folder (ROOT/<class>/*.png|jpg).") var dataset: DatasetKind?
     @Option(help: "Directory holding the dataset's official files.") var dataDir: String?
     @Option(help: "Zoo model (sprout models lists them).") var model: String?
     @Option(help: "A JSON file describing the layers (see docs/model-spec.md) instead of a zoo model.") var modelSpec: String?
@@ -31,11 +31,11 @@ struct Train: ParsableCommand {
     @Option(help: "Epochs to train.") var epochs: Int?
     @Option(help: "Stop after this many steps in all.") var steps: Int?
     @Option(help: "Images per step.") var batchSize: Int?
-    @Option(help: "sgd, nesterov, adam or adamw.") var optimizer: String?
+    @Option(help: "sgd, nesterov, adam or adamw.") var optimizer: RunConfiguration.OptimizerKind?
     @Option(name: [.customLong("lr"), .customLong("learning-rate")], help: "Peak learning rate.") var learningRate: Float?
     @Option(help: "SGD momentum.") var momentum: Float?
     @Option(help: "Weight decay (L2 for sgd/adam, decoupled for adamw).") var weightDecay: Float?
-    @Option(help: "constant, onecycle, cosine or staircase.") var schedule: String?
+    @Option(help: "constant, onecycle, cosine or staircase.") var schedule: RunConfiguration.ScheduleKind?
     @Option(help: "Fraction of the run spent warming up (onecycle, cosine).") var warmup: Float?
     @Option(help: "One-cycle: learning rate at the first step, as a fraction of the peak (default 0.1).") var lrStart: Float?
     @Option(help: "One-cycle: learning rate at the last step, as a fraction of the peak (default 0).") var lrEnd: Float?
@@ -125,7 +125,7 @@ struct Train: ParsableCommand {
             if ranks > 1 && runDir == nil {
                 throw ValidationError("under mpirun every rank must name the same run directory: give --run-dir")
             }
-            runDirectory = runDir ?? "runs/\(config.recipe ?? "\(config.dataset)-\(config.modelName)")-\(stamp)"
+            runDirectory = runDir ?? "runs/\(config.recipe ?? "\(config.dataset.rawValue)-\(config.modelName)")-\(stamp)"
         }
         if ranks > 1 && config.batchSize % ranks != 0 {
             throw ValidationError("--batch-size \(config.batchSize) is the global batch: it must divide evenly among \(ranks) ranks")
@@ -136,7 +136,7 @@ struct Train: ParsableCommand {
         if !data.skippedImages.isEmpty {
             print("skipped \(data.skippedImages.count) images that do not decode, e.g. \(data.skippedImages[0].path): \(data.skippedImages[0].reason)")
         }
-        print("data: \(config.dataset) — train \(data.train.count) images, \(data.validationName) \(data.validation.count), \(data.train.classCount) classes, input \(data.modelInput)")
+        print("data: \(config.dataset.rawValue) — train \(data.train.count) images, \(data.validationName) \(data.validation.count), \(data.train.classCount) classes, input \(data.modelInput)")
         seedEverything(config.seed)
         let spec = ModelSpec(name: config.modelName, inputShape: data.modelInput, classes: data.train.classCount, width: config.width,
                              layers: config.modelSpec)
@@ -191,7 +191,7 @@ struct Train: ParsableCommand {
         print("run dir: \(runDirectory)  (tensorboard --logdir \(runDirectory))")
 
         let classNames = data.train.classNames, preprocessing = data.preprocessing
-        let configStrings = ["seed": "\(config.seed)", "dataset": config.dataset]
+        let configStrings = ["seed": "\(config.seed)", "dataset": config.dataset.rawValue]
         let checkpointCallback = CheckpointCallback(
             directory: checkpoints, everySteps: config.checkpointEverySteps, everySeconds: config.checkpointEverySeconds,
             keep: config.keepCheckpoints) { t in
@@ -252,3 +252,6 @@ struct Train: ParsableCommand {
 }
 
 extension TestTimeAugmentation: ExpressibleByArgument {}
+extension DatasetKind: ExpressibleByArgument {}
+extension RunConfiguration.OptimizerKind: ExpressibleByArgument {}
+extension RunConfiguration.ScheduleKind: ExpressibleByArgument {}

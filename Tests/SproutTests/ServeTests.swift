@@ -12,7 +12,7 @@ import SproutTensor
 func servedRun(_ dir: TemporaryDirectory, name: String = "shapes", steps: [Int] = [10]) throws -> String {
     let run = dir.file(name)
     let spec = ModelSpec(name: "mlp", inputShape: [3, 8, 8], classes: 3)
-    let prep = PreprocessingSpec(normalization: "unit", resize: 8, channels: 3)
+    let prep = PreprocessingSpec(normalization: .unit, resize: 8, channels: 3)
     let ckpts = CheckpointDirectory((run as NSString).appendingPathComponent("checkpoints"))
     for step in steps {
         try ckpts.save(model: try spec.build(), optimizer: nil, ema: nil, manifest: CheckpointManifest(

@@ -84,7 +84,7 @@ import SproutTensor
         let sgd = SGD(for: m, learningRate: 0.1, momentum: 0.9)
         let ckpts = CheckpointDirectory(dir.file("checkpoints"))
         let spec = ModelSpec(name: "custom", inputShape: [1, 8, 8], classes: 4)
-        let prep = PreprocessingSpec(normalization: "unit", resize: 8, channels: 1)
+        let prep = PreprocessingSpec(normalization: .unit, resize: 8, channels: 1)
         for step in [10, 20, 30] {
             try ckpts.save(model: m, optimizer: sgd, ema: nil, manifest: CheckpointManifest(
                 step: step, epoch: 0, batchInEpoch: step, model: spec, classNames: ["a", "b", "c", "d"], preprocessing: prep,
@@ -184,7 +184,7 @@ import SproutTensor
         let ckpt = CheckpointCallback(directory: CheckpointDirectory(dir.path), everySteps: 1) { t in
             CheckpointManifest(step: t.step, epoch: t.epoch, batchInEpoch: t.batchInEpoch,
                                model: ModelSpec(name: "custom", inputShape: [1, 8, 8], classes: 4), classNames: data.classNames,
-                               preprocessing: PreprocessingSpec(normalization: "unit", resize: 8, channels: 1),
+                               preprocessing: PreprocessingSpec(normalization: .unit, resize: 8, channels: 1),
                                metrics: [:], hasEMA: false, weightsFile: "", stateFile: "", config: [:])
         }
         // Divergence after the third step, as an exploding run would produce.
@@ -256,7 +256,7 @@ final class Diverge: TrainingCallback {
         let saver = CheckpointCallback(directory: ckpts, everySteps: 100) { t in
             CheckpointManifest(step: t.step, epoch: t.epoch, batchInEpoch: t.batchInEpoch,
                                model: ModelSpec(name: "custom", inputShape: [1, 8, 8], classes: 4), classNames: data.classNames,
-                               preprocessing: PreprocessingSpec(normalization: "unit", resize: 8, channels: 1),
+                               preprocessing: PreprocessingSpec(normalization: .unit, resize: 8, channels: 1),
                                metrics: [:], hasEMA: true, weightsFile: "", stateFile: "", config: [:])
         }
         first.callbacks = [saver]
