@@ -1,3 +1,5 @@
+import Foundation
+
 /// The datasets Sprout reads by name, each from its official files: the one place a kind
 /// becomes a dataset (training, evaluation and `sprout data` all come here).
 public enum DatasetKind: String, Codable, Sendable, CaseIterable {
@@ -13,12 +15,24 @@ public enum DatasetKind: String, Codable, Sendable, CaseIterable {
     /// Whether the official files include a test split.
     public var hasTestSplit: Bool { self != .folder }
 
-    /// Side that folder images are decoded to.
+    /// Side that folder images are decoded to for training.
     public static let folderImageSize = 32
+
+    /// The kind of the dataset in `directory`, from the official file names there.
+    public static func detect(directory: String) -> DatasetKind {
+        let files = Set((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+        if files.contains("data_batch_1.bin") || files.contains("test_batch.bin") { return .cifar10 }
+        if files.contains("train.bin") || files.contains("test.bin") { return .cifar100 }
+        if files.contains(where: { $0.contains("-idx3-ubyte") }) {
+            return directory.lowercased().contains("fashion") ? .fashionMNIST : .mnist
+        }
+        return .folder
+    }
 
     /// One split from `directory`; images of a folder that do not decode are left out and
     /// listed in `skipped`.
-    public func load(directory: String, split: DatasetSplit) throws -> (dataset: ImageDataset, skipped: [(path: String, reason: String)]) {
+    public func load(directory: String, split: DatasetSplit, folderImageSize: Int = folderImageSize) throws
+        -> (dataset: ImageDataset, skipped: [(path: String, reason: String)]) {
         switch self {
         case .mnist, .fashionMNIST:
             return (try MNIST.load(directory: directory, split: split, fashion: self == .fashionMNIST), [])
@@ -26,7 +40,7 @@ public enum DatasetKind: String, Codable, Sendable, CaseIterable {
         case .cifar100: return (try CIFAR.load100(directory: directory, split: split), [])
         case .folder:
             guard split == .train else { throw DatasetError.noSplit(kind: rawValue, split: split.rawValue) }
-            let (dataset, report) = try ImageFolder.load(root: directory, size: Self.folderImageSize, skipBadImages: true)
+            let (dataset, report) = try ImageFolder.load(root: directory, size: folderImageSize, skipBadImages: true)
             return (dataset, report.skipped)
         }
     }

@@ -105,10 +105,3 @@ public final class MPICommunicator: GradientReducer, StatisticsReducer, @uncheck
         exit(code)
     }
 }
-
-/// FNV-1a: the same bytes give the same 64-bit value on every rank and platform.
-public func stableHash(_ bytes: [UInt8]) -> UInt64 {
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-    return h
-}

@@ -10,9 +10,8 @@ public final class ServedVersion: @unchecked Sendable {
     public let manifestPath: String
     public var manifest: CheckpointManifest { classifier.manifest }
 
-    init(manifestPath: String, useEMA: Bool) throws {
-        let loaded = try LoadedCheckpoint.load(manifest: manifestPath)
-        if useEMA { loaded.useEMAWeights() }
+    init(run: RunDirectory, manifestPath: String, useEMA: Bool) throws {
+        let (loaded, _) = try run.load(.manifest(manifestPath), useEMA: useEMA)
         classifier = ImageClassifier(checkpoint: loaded)
         step = loaded.manifest.step
         self.manifestPath = manifestPath
@@ -31,12 +30,12 @@ public final class ModelSlot: @unchecked Sendable {
     public private(set) var lastReloadError: String?
 
     public init(runDirectory: String, name: String? = nil, useEMA: Bool = true) throws {
-        let checkpoints = CheckpointDirectory((runDirectory as NSString).appendingPathComponent("checkpoints"))
-        guard let latest = checkpoints.latest() else { throw ServeError.noCheckpoint(checkpoints.path) }
+        let run = RunDirectory(runDirectory)
+        guard let latest = run.checkpoints.latest() else { throw ServeError.noCheckpoint(run.checkpoints.path) }
         self.runDirectory = runDirectory
-        self.name = name ?? ((runDirectory as NSString).standardizingPath as NSString).lastPathComponent
+        self.name = name ?? run.name
         self.useEMA = useEMA
-        version = try ServedVersion(manifestPath: latest, useEMA: useEMA)
+        version = try ServedVersion(run: run, manifestPath: latest, useEMA: useEMA)
     }
 
     public var current: ServedVersion {
@@ -49,11 +48,11 @@ public final class ModelSlot: @unchecked Sendable {
     /// step, nil when there is nothing newer; throws (keeping the old version) when it fails.
     @discardableResult
     public func reloadIfNewer() throws -> Int? {
-        let checkpoints = CheckpointDirectory((runDirectory as NSString).appendingPathComponent("checkpoints"))
-        guard let latest = checkpoints.latest(), let manifest = try? CheckpointDirectory.readManifest(latest),
+        let run = RunDirectory(runDirectory)
+        guard let latest = run.checkpoints.latest(), let manifest = try? CheckpointDirectory.readManifest(latest),
               manifest.step > current.step else { return nil }
         do {
-            let next = try ServedVersion(manifestPath: latest, useEMA: useEMA)
+            let next = try ServedVersion(run: run, manifestPath: latest, useEMA: useEMA)
             lock.lock()
             version = next
             lastReloadError = nil

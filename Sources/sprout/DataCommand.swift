@@ -9,26 +9,32 @@ struct DataCommand: ParsableCommand {
         subcommands: [DataInfo.self, DataVerify.self, DataGet.self, DataSample.self])
 }
 
-/// What is in a dataset directory, by the official file names.
+/// What is in a dataset directory, by the official file names (DatasetKind decides).
 enum DatasetLayout {
     case idx(fashion: Bool), cifar10, cifar100, folder
 
     static func detect(_ path: String) -> DatasetLayout {
-        let files = Set((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [])
-        if files.contains("data_batch_1.bin") || files.contains("test_batch.bin") { return .cifar10 }
-        if files.contains("train.bin") || files.contains("test.bin") { return .cifar100 }
-        if files.contains(where: { $0.contains("-idx3-ubyte") }) { return .idx(fashion: path.lowercased().contains("fashion")) }
-        return .folder
+        switch DatasetKind.detect(directory: path) {
+        case .mnist: return .idx(fashion: false)
+        case .fashionMNIST: return .idx(fashion: true)
+        case .cifar10: return .cifar10
+        case .cifar100: return .cifar100
+        case .folder: return .folder
+        }
+    }
+
+    var kind: DatasetKind {
+        switch self {
+        case .idx(let fashion): return fashion ? .fashionMNIST : .mnist
+        case .cifar10: return .cifar10
+        case .cifar100: return .cifar100
+        case .folder: return .folder
+        }
     }
 
     /// One split of the dataset at `path`.
     func load(_ path: String, split: DatasetSplit, folderSize: Int = 64) throws -> ImageDataset {
-        switch self {
-        case .idx(let fashion): return try MNIST.load(directory: path, split: split, fashion: fashion)
-        case .cifar10: return try CIFAR.load10(directory: path, split: split)
-        case .cifar100: return try CIFAR.load100(directory: path, split: split)
-        case .folder: return try ImageFolder.load(root: path, size: folderSize).dataset
-        }
+        try kind.load(directory: path, split: split, folderImageSize: folderSize).dataset
     }
 }
 

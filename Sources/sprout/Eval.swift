@@ -29,28 +29,17 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         try threadOptions.apply()
-        let configPath = (runDir as NSString).appendingPathComponent("config.json")
-        guard let configData = FileManager.default.contents(atPath: configPath) else {
-            throw CLIError("\(configPath): no such file; is \(runDir) a run directory of sprout train?")
-        }
-        var config = try JSONDecoder().decode(RunConfiguration.self, from: configData)
+        let run = RunDirectory(runDir)
+        var config = try run.configuration()
         if let dataDir { config.dataDir = dataDir }
         let augmentation = tta ?? config.testTimeAugmentation ?? .none
-        let checkpoints = CheckpointDirectory((runDir as NSString).appendingPathComponent("checkpoints"))
-        // Default: the official test split when the dataset has one on disk, else the hold-out.
-        let splitName: String, dataset: ImageDataset
-        if let split {
-            (splitName, dataset) = (split, try RunData.split(split, of: config))
-        } else if let test = try? RunData.split("test", of: config) {
-            (splitName, dataset) = ("test", test)
-        } else {
-            (splitName, dataset) = ("val", try RunData.split("val", of: config))
-        }
-        let evalDir = (runDir as NSString).appendingPathComponent("eval")
+        let checkpoints = run.checkpoints
+        let (splitName, dataset) = try run.evaluationSplit(split, configuration: config)
+        let evalDir = run.evaluationDirectory
         try FileManager.default.createDirectory(atPath: evalDir, withIntermediateDirectories: true)
 
         if !watch {
-            let manifest = try resolveCheckpoint(checkpoints)
+            let manifest = try run.manifestPath(.init(checkpoint))
             try evaluate(manifest: manifest, dataset: dataset, split: splitName, evalDir: evalDir, tensorboard: nil,
                          augmentation: augmentation)
             return
@@ -88,20 +77,9 @@ struct Eval: ParsableCommand {
         }
     }
 
-    func resolveCheckpoint(_ checkpoints: CheckpointDirectory) throws -> String {
-        guard let checkpoint else {
-            guard let latest = checkpoints.latest() else { throw CLIError("\(checkpoints.path): no checkpoint yet") }
-            return latest
-        }
-        if let step = Int(checkpoint) { return checkpoints.base(step: step) + ".json" }
-        return checkpoint
-    }
-
     func evaluate(manifest path: String, dataset: ImageDataset, split: String, evalDir: String, tensorboard: TensorBoardWriter?,
                   augmentation: TestTimeAugmentation) throws {
-        let loaded = try LoadedCheckpoint.load(manifest: path)
-        let usesEMA = loaded.manifest.hasEMA && !noEma
-        if usesEMA { loaded.useEMAWeights() }
+        let (loaded, usesEMA) = try RunDirectory(runDir).load(.manifest(path), useEMA: !noEma)
         let loader = evaluationLoader(dataset, preprocessing: loaded.manifest.preprocessing, modelInput: loaded.manifest.model.inputShape,
                                       batchSize: batchSize)
         let started = Date()

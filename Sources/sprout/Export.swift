@@ -20,22 +20,12 @@ struct Export: ParsableCommand {
     @Argument(help: "Run directory written by sprout train.") var runDir: String
     @Option(help: "onnx or safetensors.") var format = "onnx"
     @Option(name: [.short, .customLong("output")], help: "File to write.") var output: String
-    @Option(help: "A checkpoint manifest (ckpt-….json) or a step number (default: the newest).") var checkpoint: String?
+    @Option(help: "A checkpoint: a manifest (ckpt-….json), a step, best or latest (the default).") var checkpoint: String?
     @Flag(help: "Fold each batch norm that follows a convolution into it (ONNX).") var foldBn = false
     @Flag(help: "Use the live weights even when the checkpoint has EMA weights.") var noEma = false
 
     func run() throws {
-        let checkpoints = CheckpointDirectory((runDir as NSString).appendingPathComponent("checkpoints"))
-        let manifestPath: String
-        if let checkpoint {
-            manifestPath = Int(checkpoint).map { checkpoints.base(step: $0) + ".json" } ?? checkpoint
-        } else {
-            guard let latest = checkpoints.latest() else { throw CLIError("\(checkpoints.path): no checkpoint") }
-            manifestPath = latest
-        }
-        let loaded = try LoadedCheckpoint.load(manifest: manifestPath)
-        let usesEMA = loaded.manifest.hasEMA && !noEma
-        if usesEMA { loaded.useEMAWeights() }
+        let (loaded, usesEMA) = try RunDirectory(runDir).load(.init(checkpoint), useEMA: !noEma)
         let m = loaded.manifest
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

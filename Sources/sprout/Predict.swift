@@ -13,7 +13,7 @@ struct Predict: ParsableCommand {
     @Argument(help: "Run directory written by sprout train.") var runDir: String
     @Argument(help: "PNG or JPEG files, any size.") var images: [String]
     @Option(help: "Labels to show per image.") var topK = 5
-    @Option(help: "A checkpoint manifest (default: the newest).") var checkpoint: String?
+    @Option(help: "A checkpoint: a manifest (ckpt-….json), a step, best or latest (the default).") var checkpoint: String?
     @Flag(help: "Print one JSON object per image.") var json = false
     @Flag(help: "Use the live weights even when the checkpoint has EMA weights.") var noEma = false
     @OptionGroup var threadOptions: ThreadOptions
@@ -21,11 +21,7 @@ struct Predict: ParsableCommand {
     func run() throws {
         try threadOptions.apply()
         guard !images.isEmpty else { throw ValidationError("give at least one image file") }
-        let checkpoints = CheckpointDirectory((runDir as NSString).appendingPathComponent("checkpoints"))
-        guard let manifest = checkpoint ?? checkpoints.latest() else { throw CLIError("\(checkpoints.path): no checkpoint") }
-        let loaded: LoadedCheckpoint
-        do { loaded = try LoadedCheckpoint.load(manifest: manifest) } catch { throw error }
-        if !noEma { loaded.useEMAWeights() }
+        let (loaded, _) = try RunDirectory(runDir).load(.init(checkpoint), useEMA: !noEma)
         let classifier = ImageClassifier(checkpoint: loaded)
         var failures = 0
         for path in images {

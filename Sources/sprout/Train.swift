@@ -108,9 +108,7 @@ struct Train: ParsableCommand {
         if resume {
             guard let runDir else { throw ValidationError("--resume needs --run-dir") }
             runDirectory = runDir
-            let path = (runDir as NSString).appendingPathComponent("config.json")
-            guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(path): no such file; nothing to resume") }
-            config = try JSONDecoder().decode(RunConfiguration.self, from: data)
+            config = try RunDirectory(runDir).configuration()
             if let epochs { config.epochs = epochs }
             if let steps { config.steps = steps }
         } else {
@@ -127,89 +125,33 @@ struct Train: ParsableCommand {
             }
             runDirectory = runDir ?? "runs/\(config.recipe ?? "\(config.dataset.rawValue)-\(config.modelName)")-\(stamp)"
         }
-        if ranks > 1 && config.batchSize % ranks != 0 {
-            throw ValidationError("--batch-size \(config.batchSize) is the global batch: it must divide evenly among \(ranks) ranks")
-        }
         // Data and model first: a run that cannot start leaves no directory behind.
-        let data = try RunData.load(config)
-
+        let distribution = comm.map { TrainingRun.Distribution(rank: rank, ranks: ranks, gradients: $0, statistics: $0) }
+        let run = try TrainingRun(configuration: config, directory: RunDirectory(runDirectory), distribution: distribution)
+        let data = run.data, trainer = run.trainer
         if !data.skippedImages.isEmpty {
             print("skipped \(data.skippedImages.count) images that do not decode, e.g. \(data.skippedImages[0].path): \(data.skippedImages[0].reason)")
         }
         print("data: \(config.dataset.rawValue) — train \(data.train.count) images, \(data.validationName) \(data.validation.count), \(data.train.classCount) classes, input \(data.modelInput)")
-        seedEverything(config.seed)
-        let spec = ModelSpec(name: config.modelName, inputShape: data.modelInput, classes: data.train.classCount, width: config.width,
-                             layers: config.modelSpec)
-        let model: any Layer
-        do { model = try spec.build() } catch { throw error }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let configBytes = [UInt8](try encoder.encode(config))
         if let comm {
             // Every rank must run the same configuration on the same data, or the averaged
             // gradients mean nothing: compare before the first step.
-            var fingerprint = configBytes + Array("\(data.train.count) \(data.train.classNames) \(model.namedParameters.map { $0.parameter.value.count })".utf8)
-            fingerprint += data.train.pixels.prefix(1 << 16)
-            let all = comm.allGather(stableHash(fingerprint))
+            let all = comm.allGather(run.fingerprint)
             if let bad = all.indices.first(where: { all[$0] != all[0] }) {
                 FileHandle.standardError.write(Data("sprout train: rank \(bad) of \(ranks) has a different configuration, model or data than rank 0 (same command, same files on every host?)\n".utf8))
                 comm.finalize()
                 throw ExitCode(2)
             }
         }
-        if rank == 0 {
-            try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
-            try writeAtomically(configBytes, to: (runDirectory as NSString).appendingPathComponent("config.json"))
+        if let (path, m) = try run.start(resuming: resume) {
+            print("resumed from \(path): step \(m.step), epoch \(m.epoch + 1), batch \(m.batchInEpoch)")
         }
-        var loader = DataLoader(dataset: data.train, batchSize: config.batchSize, shuffle: true, dropLast: true, seed: config.seed,
-                                augmentation: data.augmentation, normalization: data.normalization, cropSize: data.cropSize)
-        loader.shard = (rank, ranks)
-        let validation = DataLoader(dataset: data.validation, batchSize: 500, normalization: data.normalization, cropSize: data.cropSize)
-        if let airbench = model as? Airbench {
-            let sample = DataLoader(dataset: data.train, batchSize: min(5000, data.train.count), normalization: data.normalization)
-            airbench.initializeWhitening(from: sample.batch(epoch: 0, index: 0).images)
-        }
-        let (optimizer, schedule) = try makeOptimizer(config, model: model, stepsPerEpoch: loader.batchesPerEpoch)
-        let trainer = Trainer(model: model, optimizer: optimizer)
-        trainer.gradientReducer = comm
-        if let comm, config.syncBatchNorm == true { comm.synchronizeBatchNorm(in: model) }
-        trainer.schedule = schedule
-        trainer.objective = Classification(labelSmoothing: config.labelSmoothing)
-        trainer.clipNorm = config.clipNorm
-        trainer.testTimeAugmentation = config.testTimeAugmentation ?? .none
-        if let decay = config.emaDecay { trainer.ema = ExponentialMovingAverage(model: model, decay: decay) }
-
-        let checkpoints = CheckpointDirectory((runDirectory as NSString).appendingPathComponent("checkpoints"))
-        if resume {
-            guard let manifestPath = checkpoints.latest() else { throw CheckpointError.noCheckpoint(checkpoints.path) }
-            let m = try trainer.resume(fromManifest: manifestPath).manifest
-            print("resumed from \(manifestPath): step \(m.step), epoch \(m.epoch + 1), batch \(m.batchInEpoch)")
-        }
-
-        let summaryText = summary(model, inputShape: data.modelInput)
-        print("model: \(spec.name) — \(grouped(summaryText.totalParameters)) parameters, \(grouped(summaryText.totalFlops)) forward FLOPs per image")
+        let summaryText = summary(run.model, inputShape: data.modelInput)
+        print("model: \(run.spec.name) — \(grouped(summaryText.totalParameters)) parameters, \(grouped(summaryText.totalFlops)) forward FLOPs per image")
         print("run dir: \(runDirectory)  (tensorboard --logdir \(runDirectory))")
-
-        let classNames = data.train.classNames, preprocessing = data.preprocessing
-        let configStrings = ["seed": "\(config.seed)", "dataset": config.dataset.rawValue]
-        let checkpointCallback = CheckpointCallback(
-            directory: checkpoints, everySteps: config.checkpointEverySteps, everySeconds: config.checkpointEverySeconds,
-            keep: config.keepCheckpoints) { t in
-                var metrics: [String: Double] = [:]
-                if let e = t.lastEvaluation { metrics = ["val/accuracy": e.top1, "val/loss": e.loss, "val/top5": e.top5] }
-                return CheckpointManifest(step: t.step, epoch: t.epoch, batchInEpoch: t.batchInEpoch, model: spec,
-                                          classNames: classNames, preprocessing: preprocessing, metrics: metrics,
-                                          hasEMA: t.ema != nil, weightsFile: "", stateFile: "", config: configStrings)
-            }
-        // Rank 0 alone writes checkpoints, TensorBoard and JSONL, and validates.
         if rank == 0 {
-            let tensorboard = try TensorBoardWriter(directory: runDirectory)
-            let jsonl = try JSONLWriter(path: (runDirectory as NSString).appendingPathComponent("metrics.jsonl"))
-            trainer.callbacks = [
-                ProgressCallback(epochs: config.epochs, batchesPerEpoch: loader.batchesPerEpoch, maxSteps: config.steps),
-                ScalarLogCallback(tensorboard: tensorboard, jsonl: jsonl),
-                checkpointCallback,
-            ]
+            trainer.callbacks.insert(ProgressCallback(epochs: config.epochs, batchesPerEpoch: run.trainLoader.batchesPerEpoch,
+                                                      maxSteps: config.steps), at: 0)
         }
 
         // SIGINT/SIGTERM: finish the batch, write a checkpoint, exit 0.
@@ -225,29 +167,26 @@ struct Train: ParsableCommand {
         }
         defer { signals.forEach { $0.cancel() } }
 
-        let started = Date(), firstStep = trainer.step
-        try trainer.fit(loader, validation: rank == 0 ? validation : nil, epochs: config.epochs, maxSteps: config.steps)
-        let wall = Date().timeIntervalSince(started)
-        let imagesPerSecond = Double((trainer.step - firstStep) * config.batchSize) / max(wall, 1e-9)
+        let outcome = try run.fit()
         if let comm {
             if rank == 0 {
                 print(String(format: "data-parallel: %d ranks × %d threads, global batch %d, %.1f img/s; allreduce %.2f s in %d calls (%.1f ms a step), %.1f%% of %.1f s",
-                             ranks, Threading.count, config.batchSize, imagesPerSecond, comm.allreduceSeconds, comm.allreduceCalls,
-                             1000 * comm.allreduceSeconds / Double(max(1, trainer.step - firstStep)),
-                             100 * comm.allreduceSeconds / max(wall, 1e-9), wall))
+                             ranks, Threading.count, config.batchSize, outcome.imagesPerSecond, comm.allreduceSeconds, comm.allreduceCalls,
+                             1000 * comm.allreduceSeconds / Double(max(1, outcome.steps)),
+                             100 * comm.allreduceSeconds / max(outcome.seconds, 1e-9), outcome.seconds))
             }
             comm.finalize()
             if rank != 0 { return }
         }
-        if trainer.stopRequested {
+        if outcome.stopped {
             print("stopped at step \(trainer.step); resume with: sprout train --resume --run-dir \(runDirectory)")
             return
         }
-        let final = trainer.lastEvaluation ?? trainer.evaluate(validation)
+        guard let final = outcome.evaluation else { return }
         let views = trainer.testTimeAugmentation == .none ? "" : " with \(trainer.testTimeAugmentation.rawValue) test-time augmentation"
         print(String(format: "done: %d steps in %@ (%.1f img/s) — %@ accuracy%@ %.4f (top-5 %.4f), loss %.4f", trainer.step,
-                     formatDuration(wall), imagesPerSecond, data.validationName, views, final.top1, final.top5, final.loss))
-        if let m = checkpointCallback.lastManifest { print("checkpoint: \(m)") }
+                     formatDuration(outcome.seconds), outcome.imagesPerSecond, data.validationName, views, final.top1, final.top5, final.loss))
+        if let m = outcome.lastCheckpoint { print("checkpoint: \(m)") }
     }
 }
 

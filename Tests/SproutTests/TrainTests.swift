@@ -376,3 +376,46 @@ final class Diverge: TrainingCallback {
         #expect(trainer.history.last?["train/exact"] ?? 0 > 0.9)
     }
 }
+
+/// A training run and its directory as library types: what `sprout train`, `eval`,
+/// `predict`, `export` and `serve` use.
+@Suite struct TrainingRunTests {
+    @Test func aRunTrainsWritesItsDirectoryAndResolvesCheckpoints() throws {
+        let dir = TemporaryDirectory()
+        var config = RunConfiguration()
+        config.dataset = .folder
+        config.dataDir = try CLITests().photoFolder(dir)
+        config.model = "mlp"
+        config.epochs = 2
+        config.batchSize = 8
+        config.optimizer = .adam
+        config.learningRate = 0.003
+        config.validationSplit = 6
+        config.checkpointEverySeconds = nil
+        let directory = RunDirectory(dir.file("run"))
+        let run = try TrainingRun(configuration: config, directory: directory)
+        #expect(!FileManager.default.fileExists(atPath: directory.path), "nothing is written before start")
+        #expect(run.data.train.count == 30 && run.data.validation.count == 6 && run.spec.inputShape == [3, 32, 32])
+        #expect(try run.start(resuming: false) == nil)
+        let outcome = try run.fit()
+        #expect(outcome.steps == 6 && !outcome.stopped && outcome.evaluation != nil)
+        #expect(try directory.configuration() == config)
+        // One checkpoint per epoch: latest, best (highest val/accuracy, the later on ties), by step, by path.
+        let manifests = directory.checkpoints.manifests()
+        #expect(manifests.count == 2)
+        #expect(try directory.manifestPath(.latest) == manifests.last)
+        #expect(try directory.manifestPath(.init("3")) == manifests.first)
+        #expect(try manifests.contains(directory.manifestPath(.best)))
+        #expect(RunDirectory.CheckpointChoice("best") == .best && RunDirectory.CheckpointChoice(nil) == .latest)
+        #expect(throws: CheckpointError.self) { try directory.manifestPath(.step(99)) }
+        let (loaded, usesEMA) = try directory.load(.latest)
+        #expect(loaded.manifest.step == 6 && !usesEMA && loaded.manifest.classNames == ["blue", "green", "red"])
+        // Resuming the same directory continues from its newest checkpoint.
+        var more = config
+        more.epochs = 3
+        let resumed = try TrainingRun(configuration: more, directory: directory)
+        #expect(try resumed.start(resuming: true)?.manifest.step == 6)
+        #expect(try resumed.fit().steps == 3)
+        #expect(throws: RunError.self) { try RunDirectory(dir.file("nope")).configuration() }
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import SproutData
+import SproutNN
+import SproutOptim
+import SproutTensor
+
+/// One training run as a library type: what `sprout train` does between parsing its flags
+/// and printing — data, model, optimizer, schedule, EMA, objective, checkpoints, logs,
+/// resume, data-parallel wiring — so that a program gets the same run from a configuration.
+/// It writes only into its run directory (rank 0 alone under data parallelism) and prints
+/// nothing; the caller adds a progress callback if it wants one.
+public final class TrainingRun {
+    /// This process's part of a data-parallel job.
+    public struct Distribution {
+        public let rank: Int, ranks: Int
+        /// Averages gradients (and sums the step's metrics) across the ranks.
+        public let gradients: any GradientReducer
+        /// Sums batch-norm statistics across the ranks, with `syncBatchNorm`.
+        public let statistics: (any StatisticsReducer)?
+        public init(rank: Int, ranks: Int, gradients: any GradientReducer, statistics: (any StatisticsReducer)?) {
+            (self.rank, self.ranks, self.gradients, self.statistics) = (rank, ranks, gradients, statistics)
+        }
+    }
+
+    public let directory: RunDirectory
+    public let configuration: RunConfiguration
+    public let data: RunData
+    public let spec: ModelSpec
+    public let model: any Layer
+    public let trainer: Trainer
+    public let trainLoader: DataLoader
+    public let validationLoader: DataLoader
+    public let checkpoints: CheckpointCallback
+    public let rank: Int, ranks: Int
+
+    /// Reads the data and builds everything; writes nothing yet.
+    public init(configuration config: RunConfiguration, directory: RunDirectory, distribution: Distribution? = nil) throws {
+        let (rank, ranks) = (distribution?.rank ?? 0, distribution?.ranks ?? 1)
+        if ranks > 1 && config.batchSize % ranks != 0 {
+            throw RunError.invalid("--batch-size \(config.batchSize) is the global batch: it must divide evenly among \(ranks) ranks")
+        }
+        let data = try RunData.load(config)
+        seedEverything(config.seed)
+        let spec = ModelSpec(name: config.modelName, inputShape: data.modelInput, classes: data.train.classCount, width: config.width,
+                             layers: config.modelSpec)
+        let model = try spec.build()
+        var loader = DataLoader(dataset: data.train, batchSize: config.batchSize, shuffle: true, dropLast: true, seed: config.seed,
+                                augmentation: data.augmentation, normalization: data.normalization, cropSize: data.cropSize)
+        loader.shard = (rank, ranks)
+        let validation = DataLoader(dataset: data.validation, batchSize: 500, normalization: data.normalization, cropSize: data.cropSize)
+        if let initializable = model as? any TrainingDataInitializable {
+            let sample = DataLoader(dataset: data.train, batchSize: min(5000, data.train.count), normalization: data.normalization)
+            initializable.initialize(fromTrainingImages: sample.batch(epoch: 0, index: 0).images)
+        }
+        if config.syncBatchNorm == true, let statistics = distribution?.statistics {
+            model.forEachLayer { ($0 as? BatchNorm2D)?.statisticsReducer = statistics }
+        }
+        let (optimizer, schedule) = try makeOptimizer(config, model: model, stepsPerEpoch: loader.batchesPerEpoch)
+        let trainer = Trainer(model: model, optimizer: optimizer)
+        trainer.gradientReducer = distribution?.gradients
+        trainer.schedule = schedule
+        trainer.objective = Classification(labelSmoothing: config.labelSmoothing)
+        trainer.clipNorm = config.clipNorm
+        trainer.testTimeAugmentation = config.testTimeAugmentation ?? .none
+        if let decay = config.emaDecay { trainer.ema = ExponentialMovingAverage(model: model, decay: decay) }
+
+        let classNames = data.train.classNames, preprocessing = data.preprocessing
+        let recorded = ["seed": "\(config.seed)", "dataset": config.dataset.rawValue]
+        checkpoints = CheckpointCallback(
+            directory: directory.checkpoints, everySteps: config.checkpointEverySteps, everySeconds: config.checkpointEverySeconds,
+            keep: config.keepCheckpoints) { t in
+                var metrics: [String: Double] = [:]
+                if let e = t.lastEvaluation { metrics = ["val/accuracy": e.top1, "val/loss": e.loss, "val/top5": e.top5] }
+                return CheckpointManifest(step: t.step, epoch: t.epoch, batchInEpoch: t.batchInEpoch, model: spec,
+                                          classNames: classNames, preprocessing: preprocessing, metrics: metrics,
+                                          hasEMA: t.ema != nil, weightsFile: "", stateFile: "", config: recorded)
+            }
+        (self.directory, self.configuration, self.data, self.spec, self.model) = (directory, config, data, spec, model)
+        (self.trainer, self.trainLoader, self.validationLoader, self.rank, self.ranks) = (trainer, loader, validation, rank, ranks)
+    }
+
+    /// A hash of the configuration, the model's shapes and the data that every rank of a
+    /// data-parallel job must share (compared before the first step).
+    public var fingerprint: UInt64 {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var bytes: [UInt8] = ((try? encoder.encode(configuration)).map { [UInt8]($0) }) ?? []
+        bytes += Array("\(data.train.count) \(data.train.classNames) \(model.namedParameters.map { $0.parameter.value.count })".utf8)
+        bytes += Array(data.train.pixels.prefix(1 << 16))
+        return stableHash(bytes)
+    }
+
+    /// Writes the directory and its configuration (rank 0); resuming, restores weights,
+    /// optimizer state, EMA, generator states and the position from the newest checkpoint
+    /// (every rank) and returns its path and manifest. Then attaches the logs and checkpoint
+    /// writing (rank 0).
+    @discardableResult
+    public func start(resuming: Bool) throws -> (path: String, manifest: CheckpointManifest)? {
+        if rank == 0 { try directory.create(configuration: configuration) }
+        var resumed: (String, CheckpointManifest)?
+        if resuming {
+            let path = try directory.manifestPath(.latest)
+            resumed = (path, try trainer.resume(fromManifest: path).manifest)
+        }
+        if rank == 0 {
+            trainer.callbacks += [
+                ScalarLogCallback(tensorboard: try TensorBoardWriter(directory: directory.path),
+                                  jsonl: try JSONLWriter(path: directory.metricsPath)),
+                checkpoints,
+            ]
+        }
+        return resumed
+    }
+
+    /// How a call of `fit` ended.
+    public struct Outcome {
+        public let steps: Int
+        public let seconds: Double
+        /// Images per second of this process's share… times the ranks: the job's rate.
+        public let imagesPerSecond: Double
+        /// Stopped on request (a signal) before the end; resume continues it.
+        public let stopped: Bool
+        /// The final evaluation on the validation data (rank 0, when not stopped).
+        public let evaluation: Evaluation?
+        public let lastCheckpoint: String?
+    }
+
+    /// Trains to the configured number of epochs or steps (rank 0 validates each epoch).
+    public func fit() throws -> Outcome {
+        let started = Date(), firstStep = trainer.step
+        try trainer.fit(trainLoader, validation: rank == 0 ? validationLoader : nil, epochs: configuration.epochs,
+                        maxSteps: configuration.steps)
+        let seconds = Date().timeIntervalSince(started)
+        let steps = trainer.step - firstStep
+        var evaluation: Evaluation?
+        if rank == 0 && !trainer.stopRequested { evaluation = trainer.lastEvaluation ?? trainer.evaluate(validationLoader) }
+        return Outcome(steps: steps, seconds: seconds, imagesPerSecond: Double(steps * configuration.batchSize) / max(seconds, 1e-9),
+                       stopped: trainer.stopRequested, evaluation: evaluation, lastCheckpoint: checkpoints.lastManifest)
+    }
+}
+
+/// FNV-1a: the same bytes give the same 64-bit value on every rank and platform.
+public func stableHash(_ bytes: [UInt8]) -> UInt64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+    return h
+}
