@@ -9,7 +9,7 @@ import SproutTrain
 /// The backend seam is real: one training step (forward, backward, Nesterov SGD with weight
 /// decay, EMA, batch-norm running statistics, dropout) of every zoo model on the CPU backend
 /// and on the plain-Swift reference backend gives the same loss and the same updates.
-@Suite struct BackendTests {
+@Suite(.tags(.slow)) struct BackendTests {
     /// Small inputs and widths: the reference backend runs one element at a time.
     static let cases: [(name: String, input: [Int], width: Float)] = [
         ("mlp", [1, 8, 8], 1), ("mnist-cnn", [1, 10, 10], 1), ("mnist-bn", [1, 8, 8], 1), ("lenet5", [1, 12, 12], 1),

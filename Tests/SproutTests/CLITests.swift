@@ -3,7 +3,7 @@ import Testing
 import SproutData
 
 /// The `sprout` executable end to end, on a small folder of generated photos.
-@Suite(.serialized) struct CLITests {
+@Suite(.serialized, .tags(.slow)) struct CLITests {
     /// The `sprout` built beside this test binary: the configuration under test (debug or
     /// release), wherever the build directory is.
     static let binary: String = {

@@ -5,7 +5,7 @@ import SproutTensor
 
 /// `mpirun -np 2 sprout train` against one process with the same global batch and seed: the
 /// same weights after 150 steps (data order and augmentation follow the global sample index).
-@Suite(.serialized) struct DistributedTests {
+@Suite(.serialized, .tags(.slow)) struct DistributedTests {
     static let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
     static let fashion = "/usr/share/datasets/fashion-mnist"
 

@@ -152,7 +152,7 @@ func testImage(_ format: ImageWriter.Format, size: Int = 12, seed: UInt64 = 1) -
     /// Thousands of mutated PNG and JPEG bodies through the decoder: errors, never a crash.
     /// Then three rounds of 700 good 256×256 bodies: a decode that leaked its 192 KiB image would
     /// grow resident memory by 131 MiB in each round.
-    @Test func mutatedImagesNeverCrashTheDecoder() throws {
+    @Test(.tags(.slow)) func mutatedImagesNeverCrashTheDecoder() throws {
         var g = SeededGenerator(seed: 42)
         let seeds = [testImage(.png, size: 64), testImage(.jpeg(quality: 80), size: 64)]
         var decoded = 0, rejected = 0

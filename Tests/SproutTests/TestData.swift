@@ -18,6 +18,11 @@ enum RealData {
     static let noFashionMNIST: Comment = "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)"
 }
 
+extension Tag {
+    /// Seconds rather than milliseconds: runs the sprout binary or mpirun, or learns on real data.
+    @Tag static var slow: Self
+}
+
 /// A scratch directory removed at deinit.
 final class TemporaryDirectory {
     let path: String

@@ -146,7 +146,7 @@ import SproutTensor
 @Suite struct TrainerTests {
     /// A real learning run of a few seconds: a small CNN on 600 real Fashion-MNIST images
     /// (or, without the Debian package, a generated dataset, saying so).
-    @Test func lossFallsAndAccuracyRisesOnRealImages() throws {
+    @Test(.tags(.slow)) func lossFallsAndAccuracyRisesOnRealImages() throws {
         let train: ImageDataset, test: ImageDataset
         if RealData.exists(RealData.fashionMNIST) {
             train = try MNIST.load(directory: RealData.fashionMNIST, split: .train, fashion: true).subset(0..<600)
