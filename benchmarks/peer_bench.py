@@ -122,7 +122,10 @@ def main():
         for _ in range(a.rounds):
             s = sprout(model, width, batch, mode, infer_batch, steps, a.threads)
             if a.baseline:
-                b_vals.append(sprout(model, width, batch, mode, infer_batch, steps, a.threads, binary=a.baseline)[metric])
+                try:
+                    b_vals.append(sprout(model, width, batch, mode, infer_batch, steps, a.threads, binary=a.baseline)[metric])
+                except SystemExit as failure:   # an older build may fail where this one does not
+                    print(f"baseline failed: {failure}".splitlines()[0], flush=True)
             t = torch(a.python, model, width, batch, mode, infer_batch, steps, a.threads)
             s_vals.append(s[metric]); t_vals.append(t[metric])
             s_rss.append(s["peak_rss_mb"]); t_rss.append(t["peak_rss_mb"])
@@ -133,7 +136,7 @@ def main():
                "mode": key, "sprout": median(s_vals), "torch": median(t_vals), "ratio": median(s_vals) / median(t_vals),
                "sprout_peak_rss_mb": max(s_rss), "torch_peak_rss_mb": max(t_rss), "parameters": params.pop(),
                "rounds": a.rounds, "sprout_all": s_vals, "torch_all": t_vals}
-        if b_vals:
+        if len(b_vals) == a.rounds:
             rec.update({"baseline": median(b_vals), "baseline_ratio": median(b_vals) / median(t_vals), "baseline_all": b_vals})
         if mode == "train" and not a.no_scaling and a.threads > 1:
             s1, t1 = [], []
@@ -171,6 +174,9 @@ def main():
                     "| model | mode | baseline img/s | this build img/s | after/before | ratio before | ratio after |\n"
                     "|---|---|---:|---:|---:|---:|---:|\n")
             for r in rows:
+                if "baseline" not in r:
+                    f.write(f"| {r['name']} | {r['mode']} | failed | {r['sprout']:.1f} | | | {r['ratio']:.2f} |\n")
+                    continue
                 f.write(f"| {r['name']} | {r['mode']} | {r['baseline']:.1f} | {r['sprout']:.1f} | {r['sprout'] / r['baseline']:.2f} | "
                         f"{r['baseline_ratio']:.2f} | {r['ratio']:.2f} |\n")
         scaling = [r for r in rows if "sprout_1thread" in r]

@@ -45,6 +45,9 @@ struct BenchModel: ParsableCommand {
         var g = SeededGenerator(seed: 1)
         let x = Tensor.normal([batchSize] + shape, generator: &g)
         let labels = (0..<batchSize).map { $0 % 10 }
+        // As a training run does (airbench's whitening): zero filters would make its batch norms
+        // divide by √ε and the step overflow.
+        (net as? any TrainingDataInitializable)?.initialize(fromTrainingImages: x)
         let optimizer = SGD(for: net, learningRate: 0.01, momentum: 0.9, nesterov: true, weightDecay: 5e-4)
         let trainer = Trainer(model: net, optimizer: optimizer)
         let batch = Batch(images: x, labels: labels, indices: Array(0..<batchSize))

@@ -4,6 +4,7 @@ extension Tensor {
     /// Values from `draw`, in order, as a tensor on the current device. Both devices of this
     /// build keep tensors in host memory, so the values are written in place (a device with
     /// memory of its own would take them through `Backend.tensor(shape:scalars:)`).
+    @inline(__always)
     static func drawn(_ shape: [Int], _ draw: () -> Float) -> Tensor {
         var t = Tensor(uninitializedShape: shape, on: .current)
         t.withMutableData { p in for i in p.indices { p[i] = draw() } }
