@@ -3,7 +3,7 @@
 #   make demo   installs what is missing, builds (release), runs the main job on a real dataset
 
 SWIFT ?= swift
-APT_PACKAGES := libopenblas-dev libdnnl-dev libstb-dev zlib1g-dev pkg-config libopenmpi-dev openmpi-bin
+APT_PACKAGES := libopenblas-dev libdnnl-dev libstb-dev libturbojpeg0-dev zlib1g-dev pkg-config libopenmpi-dev openmpi-bin
 DEMO_PACKAGES := dataset-fashion-mnist
 PYTHON ?= python3
 VENV ?= $(HOME)/.cache/sprout-venv

@@ -7,7 +7,7 @@ import PackageDescription
 //   sprout (executable) → SproutExport (ONNX) → SproutTrain
 //   sprout (executable) → Sprout (umbrella)
 //     → SproutTrain → SproutData → SproutOptim → SproutNN → SproutTensor → CSproutKernels → CDNNL, CBLAS
-//   SproutData alone reads files through CZlib (gzip) and CSTB (image decoding).
+//   SproutData alone reads files through CZlib (gzip), CTurboJPEG (JPEG) and CSTB (PNG, GIF, BMP; resizing).
 // See docs/architecture.md.
 let package = Package(
     name: "Sprout",
@@ -46,6 +46,9 @@ let package = Package(
             name: "CSTB", pkgConfig: "stb",
             providers: [.apt(["libstb-dev"])]),
         .systemLibrary(
+            name: "CTurboJPEG", pkgConfig: "libturbojpeg",
+            providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(
             name: "CMPI", pkgConfig: "ompi",
             providers: [.apt(["libopenmpi-dev"])]),
         // Small C kernel layer: cpuid, the oneDNN convolution glue (primitive cache,
@@ -60,7 +63,7 @@ let package = Package(
             dependencies: ["CSproutKernels", "CBLAS"]),
         .target(name: "SproutNN", dependencies: ["SproutTensor"]),
         .target(name: "SproutOptim", dependencies: ["SproutNN", "SproutTensor"]),
-        .target(name: "SproutData", dependencies: ["SproutTensor", "CZlib", "CSTB"]),
+        .target(name: "SproutData", dependencies: ["SproutTensor", "CZlib", "CSTB", "CTurboJPEG"]),
         .target(name: "SproutTrain", dependencies: ["SproutData", "SproutOptim", "SproutNN", "SproutTensor"]),
         .target(
             name: "SproutServe",

@@ -170,30 +170,25 @@ public enum ImageFolder {
         return try decodeImage(bytes: bytes, size: size, channels: channels, name: path)
     }
 
-    /// Decodes PNG/JPEG bytes (e.g. an HTTP body) to planar `channels`×size×size bytes.
+    /// Decodes image bytes (e.g. an HTTP body) to planar `channels`×size×size bytes: upright
+    /// (EXIF orientation), shorter side resized to `size`, centre square.
     public static func decodeImage(bytes: [UInt8], size: Int, channels: Int = 3, name: String = "image") throws -> [UInt8] {
         precondition(channels == 1 || channels == 3, "decodeImage: channels must be 1 or 3")
-        guard !bytes.isEmpty else { throw DatasetError.undecodableImage(name, reason: "empty file") }
-        var w: Int32 = 0, h: Int32 = 0, n: Int32 = 0
-        guard let data = bytes.withUnsafeBufferPointer({ stbi_load_from_memory($0.baseAddress, Int32($0.count), &w, &h, &n, Int32(channels)) }) else {
-            let reason = stbi_failure_reason().map { String(cString: $0) } ?? "unknown format"
-            throw DatasetError.undecodableImage(name, reason: reason)
-        }
-        defer { stbi_image_free(data) }
-        guard w > 0, h > 0, Int(w) * Int(h) <= 100_000_000 else {
-            throw DatasetError.undecodableImage(name, reason: "unsupported size \(w)×\(h)")
-        }
+        let image = try ImageDecoder.decode(bytes, channels: channels, atLeast: size, name: name)
+        let (w, h) = (Int32(image.width), Int32(image.height))
         // Shorter side to `size`, then the centre square.
         let scale = Double(size) / Double(min(w, h))
         let rw = max(size, Int((Double(w) * scale).rounded())), rh = max(size, Int((Double(h) * scale).rounded()))
         var resized: [UInt8]
         if rw == Int(w) && rh == Int(h) {
             // Already the size: copy exactly (the resampling filter would blur it even at 1:1).
-            resized = Array(UnsafeBufferPointer(start: data, count: rw * rh * channels))
+            resized = image.pixels
         } else {
             resized = [UInt8](repeating: 0, count: rw * rh * channels)
-            let ok = resized.withUnsafeMutableBufferPointer { out in
-                stbir_resize_uint8(data, w, h, 0, out.baseAddress, Int32(rw), Int32(rh), 0, Int32(channels))
+            let ok = image.pixels.withUnsafeBufferPointer { data in
+                resized.withUnsafeMutableBufferPointer { out in
+                    stbir_resize_uint8(data.baseAddress, w, h, 0, out.baseAddress, Int32(rw), Int32(rh), 0, Int32(channels))
+                }
             }
             guard ok != 0 else { throw DatasetError.undecodableImage(name, reason: "resize failed") }
         }
