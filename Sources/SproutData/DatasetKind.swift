@@ -12,8 +12,12 @@ public enum DatasetKind: String, Codable, Sendable, CaseIterable {
     /// Where a fresh machine has it without a --data-dir (Debian's dataset-fashion-mnist).
     public var defaultDirectory: String? { self == .fashionMNIST ? "/usr/share/datasets/fashion-mnist" : nil }
 
-    /// Whether the official files include a test split.
-    public var hasTestSplit: Bool { self != .folder }
+    /// Whether the files include a held-out split (a folder's ROOT/val counts).
+    public func hasTestSplit(directory: String) -> Bool {
+        guard self == .folder else { return true }
+        if case .trainValidation = ImageFolder.layout(of: directory) { return true }
+        return false
+    }
 
     /// Side that folder images are decoded to for training.
     public static let folderImageSize = 32
@@ -39,9 +43,23 @@ public enum DatasetKind: String, Codable, Sendable, CaseIterable {
         case .cifar10: return (try CIFAR.load10(directory: directory, split: split), [])
         case .cifar100: return (try CIFAR.load100(directory: directory, split: split), [])
         case .folder:
-            guard split == .train else { throw DatasetError.noSplit(kind: rawValue, split: split.rawValue) }
-            let (dataset, report) = try ImageFolder.load(root: directory, size: folderImageSize, skipBadImages: true)
-            return (dataset, report.skipped)
+            // ROOT/train + ROOT/val: the val folder is this dataset's held-out split ("test"),
+            // with the training folder's classes.
+            switch (ImageFolder.layout(of: directory), split) {
+            case (.classes(let root), .train):
+                let (dataset, report) = try ImageFolder.load(root: root, size: folderImageSize, skipBadImages: true)
+                return (dataset, report.skipped)
+            case (.trainValidation(let train, _), .train):
+                let (dataset, report) = try ImageFolder.load(root: train, size: folderImageSize, skipBadImages: true)
+                return (dataset, report.skipped)
+            case (.trainValidation(let train, let validation), .test):
+                let classes = ImageFolder.directories(in: train)
+                let (dataset, report) = try ImageFolder.load(root: validation, size: folderImageSize, skipBadImages: true,
+                                                             classNames: classes)
+                return (dataset, report.skipped)
+            case (.classes, .test):
+                throw DatasetError.noSplit(kind: rawValue, split: split.rawValue)
+            }
         }
     }
 }

@@ -58,6 +58,14 @@ public enum ImageDecoder {
         return scaled(width: Int(w), height: Int(h), atLeast: minimumSide)
     }
 
+    /// Width and height from the header alone (JPEG, PNG, GIF, BMP), or nil.
+    public static func dimensions(_ bytes: [UInt8]) -> (width: Int, height: Int)? {
+        if ImageFormat(sniffing: bytes) == .jpeg { return jpegDecodeSize(bytes, atLeast: nil) }
+        var w: Int32 = 0, h: Int32 = 0, n: Int32 = 0
+        let ok = bytes.withUnsafeBufferPointer { stbi_info_from_memory($0.baseAddress, Int32($0.count), &w, &h, &n) }
+        return ok != 0 ? (Int(w), Int(h)) : nil
+    }
+
     /// The smallest of libjpeg-turbo's 1/2, 1/4 and 1/8 scales whose shorter side is still
     /// ≥ `minimumSide` (or full size): the DCT-domain reduction is used only when the target is
     /// half the source or smaller.

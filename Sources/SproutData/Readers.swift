@@ -126,37 +126,74 @@ public enum CIFAR {
     }
 }
 
-/// A folder of labelled photos: ROOT/<class>/*.png|*.jpg|*.jpeg (class = folder name, in
-/// sorted order). Each image is decoded with stb_image, converted to RGB (or gray when
+/// A folder of labelled photos: ROOT/<class>/*.jpg|png|… (class = folder name, sorted), or
+/// ROOT/train/<class>/* beside ROOT/val/<class>/* (the ImageNet and PyTorch-tutorial layout).
+/// Each image is decoded (`ImageDecoder`), turned upright, converted to RGB (or grey when
 /// `channels` = 1), resized so its shorter side is `size`, and centre-cropped to size×size.
+/// Hidden files and files that are not images are ignored; names may hold spaces and Unicode.
 public enum ImageFolder {
-    public static let extensions: Set<String> = ["png", "jpg", "jpeg"]
+    public static let extensions: Set<String> = ["png", "jpg", "jpeg", "jpe", "gif", "bmp", "webp"]
 
     public struct LoadReport: Sendable { public var skipped: [(path: String, reason: String)] = [] }
+
+    /// The two layouts a photo folder comes in.
+    public enum Layout: Equatable, Sendable {
+        /// ROOT/<class>/*: validation is split off by the caller.
+        case classes(root: String)
+        /// ROOT/train/<class>/* and ROOT/val/<class>/* (also `validation`).
+        case trainValidation(train: String, validation: String)
+    }
+
+    public static func layout(of root: String) -> Layout {
+        let subfolders = Set(directories(in: root))
+        if subfolders.contains("train"), let v = ["val", "validation", "valid"].first(where: subfolders.contains) {
+            let train = (root as NSString).appendingPathComponent("train")
+            if !directories(in: train).isEmpty {
+                return .trainValidation(train: train, validation: (root as NSString).appendingPathComponent(v))
+            }
+        }
+        return .classes(root: root)
+    }
+
+    /// Visible subdirectories, sorted by name.
+    public static func directories(in path: String) -> [String] {
+        let fm = FileManager.default
+        return ((try? fm.contentsOfDirectory(atPath: path)) ?? []).filter {
+            var d: ObjCBool = false
+            return !$0.hasPrefix(".") && fm.fileExists(atPath: (path as NSString).appendingPathComponent($0), isDirectory: &d) && d.boolValue
+        }.sorted()
+    }
+
+    /// The image files of one class folder, sorted (hidden and non-image files left out).
+    public static func imageFiles(in dir: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
+            .filter { !$0.hasPrefix(".") && extensions.contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
+            .map { (dir as NSString).appendingPathComponent($0) }
+    }
 
     public static func load(root: String, size: Int, channels: Int = 3, skipBadImages: Bool = false,
                             classNames fixedClasses: [String]? = nil) throws -> (dataset: ImageDataset, report: LoadReport) {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else { throw DatasetError.fileNotFound(root) }
-        let classes = try fixedClasses ?? fm.contentsOfDirectory(atPath: root).filter {
-            var d: ObjCBool = false
-            return fm.fileExists(atPath: (root as NSString).appendingPathComponent($0), isDirectory: &d) && d.boolValue && !$0.hasPrefix(".")
-        }.sorted()
+        let classes = fixedClasses ?? directories(in: root)
         var pixels: [UInt8] = [], labels: [Int32] = []
         var report = LoadReport()
         for (label, name) in classes.enumerated() {
             let dir = (root as NSString).appendingPathComponent(name)
-            let files = ((try? fm.contentsOfDirectory(atPath: dir)) ?? [])
-                .filter { extensions.contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
-            for file in files {
-                let path = (dir as NSString).appendingPathComponent(file)
+            var usable = 0
+            for path in imageFiles(in: dir) {
                 do {
                     pixels += try decodeImage(path: path, size: size, channels: channels)
                     labels.append(Int32(label))
+                    usable += 1
                 } catch let error as DatasetError where skipBadImages {
                     report.skipped.append((path, error.description))
                 }
+            }
+            // A class that cannot be learned is an error, not a silently smaller problem.
+            if usable == 0 && fm.fileExists(atPath: dir) {
+                throw DatasetError.emptyClass(dir)
             }
         }
         guard !labels.isEmpty else { throw DatasetError.emptyFolder(root) }

@@ -33,7 +33,11 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     public var labelSmoothing: Float = 0
     public var emaDecay: Float?
     public var clipNorm: Float?
+    /// Images held out for validation: a count (`validationSplit`) or a fraction
+    /// (`validationFraction`, `--val-split 20%`). Photo folders split per class (seeded,
+    /// stratified); the standard datasets hold out their last images, as before.
     public var validationSplit: Int?
+    public var validationFraction: Double?
     public var augment: Bool?
     /// Random translation in pixels (reflect padding) for non-TF models; nil = the default
     /// (4 for colour images, 2 for grey).
@@ -98,19 +102,39 @@ public struct RunData {
     public static func load(_ config: RunConfiguration) throws -> RunData {
         let dir = try config.dataDirectory()
         var (train, skipped) = try config.dataset.load(directory: dir, split: .train)
-        let test = config.dataset.hasTestSplit ? try? config.dataset.load(directory: dir, split: .test).dataset : nil
+        var test: ImageDataset?
+        if config.dataset.hasTestSplit(directory: dir) {
+            if config.dataset == .folder {
+                // A folder's own val/ must load (its errors matter); a missing MNIST test file is fine.
+                let loaded = try config.dataset.load(directory: dir, split: .test)
+                (test, skipped) = (loaded.dataset, skipped + loaded.skipped)
+            } else {
+                test = try? config.dataset.load(directory: dir, split: .test).dataset
+            }
+        }
         var validation: ImageDataset, validationName: String
-        if let n = config.validationSplit {
-            guard n > 0 && n < train.count else { throw RunError.invalid("--val-split \(n) must be between 1 and \(train.count - 1)") }
-            (train, validation) = train.splittingLast(n)
-            validationName = "val (last \(n) training images)"
+        let requested = config.validationSplit ?? config.validationFraction.map { Int((Double(train.count) * $0).rounded()) }
+        func holdOut(_ n: Int) throws {
+            guard n > 0 && n < train.count else {
+                throw RunError.invalid("--val-split holds out \(n) of \(train.count) images; it must be between 1 and \(train.count - 1)")
+            }
+            if config.dataset == .folder {
+                (train, validation) = train.stratifiedSplit(validationCount: n, seed: config.seed)
+                validationName = "val (\(n) training images, every class its share)"
+            } else {
+                (train, validation) = train.splittingLast(n)
+                validationName = "val (last \(n) training images)"
+            }
+        }
+        validation = train
+        validationName = ""
+        if let n = requested {
+            try holdOut(n)
         } else if let test {
             validation = test
-            validationName = "test"
+            validationName = config.dataset == .folder ? "val (\((dir as NSString).lastPathComponent)/val)" : "test"
         } else {
-            let n = min(5000, train.count / 10)
-            (train, validation) = train.splittingLast(n)
-            validationName = "val (last \(n) training images)"
+            try holdOut(min(5000, train.count / 10))
         }
         // The model's own input preparation (a zoo entry's; a model spec's is the default).
         let prepared = config.modelSpec == nil ? Zoo.entry(config.modelName)?.input ?? Zoo.InputPreparation() : Zoo.InputPreparation()

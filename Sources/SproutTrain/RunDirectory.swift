@@ -94,7 +94,7 @@ public struct RunDirectory: Sendable, Equatable {
     /// on disk, else the run's validation hold-out.
     public func evaluationSplit(_ name: String?, configuration config: RunConfiguration) throws -> (name: String, dataset: ImageDataset) {
         if let name { return (name, try RunData.split(name, of: config)) }
-        if config.dataset.hasTestSplit, let test = try? RunData.split("test", of: config) { return ("test", test) }
+        if config.dataset != .folder, let test = try? RunData.split("test", of: config) { return ("test", test) }
         return ("val", try RunData.split("val", of: config))
     }
 }

@@ -65,10 +65,36 @@ struct DataInfo: ParsableCommand {
             format = "CIFAR-100 binary (fine labels)"
             for split in DatasetSplit.allCases { if let d = try? layout.load(path, split: split) { splits.append((split.rawValue, d)) } }
         case .folder:
-            format = "image folder (ROOT/<class>/*.png|jpg), resized to \(size)×\(size)"
-            let (d, report) = try ImageFolder.load(root: path, size: size, skipBadImages: true)
-            splits.append(("all", d))
-            if !report.skipped.isEmpty { print("skipped \(report.skipped.count) undecodable images, e.g. \(report.skipped[0].path): \(report.skipped[0].reason)") }
+            let parts: [(String, String, [String]?)]
+            switch ImageFolder.layout(of: path) {
+            case .classes(let root):
+                format = "photo folder (ROOT/<class>/*), decoded at \(size)×\(size)"
+                parts = [("all", root, nil)]
+            case let .trainValidation(train, validation):
+                format = "photo folder (ROOT/train/<class>/* and ROOT/\((validation as NSString).lastPathComponent)/<class>/*), decoded at \(size)×\(size)"
+                parts = [("train", train, nil), ("val", validation, ImageFolder.directories(in: train))]
+            }
+            var unreadable: [(path: String, reason: String)] = []
+            for (name, root, classes) in parts {
+                let (d, report) = try ImageFolder.load(root: root, size: size, skipBadImages: true, classNames: classes)
+                splits.append((name, d))
+                unreadable += report.skipped
+                // Sizes as stored, from the headers of every image file.
+                var sides: [(Int, Int)] = []
+                for c in classes ?? ImageFolder.directories(in: root) {
+                    for file in ImageFolder.imageFiles(in: (root as NSString).appendingPathComponent(c)) {
+                        if let bytes = FileManager.default.contents(atPath: file), let s = ImageDecoder.dimensions([UInt8](bytes)) { sides.append(s) }
+                    }
+                }
+                if !sides.isEmpty {
+                    let widths = sides.map(\.0).sorted(), heights = sides.map(\.1).sorted()
+                    print("\(name) sizes: width \(widths.first!)–\(widths.last!) (median \(widths[widths.count / 2])), height \(heights.first!)–\(heights.last!) (median \(heights[heights.count / 2]))")
+                }
+            }
+            if !unreadable.isEmpty {
+                print("unreadable: \(unreadable.count) files (left out of training)")
+                for u in unreadable.prefix(20) { print("  \(u.reason)") }
+            }
         }
         guard !splits.isEmpty else { throw CLIError("\(path): no dataset files found") }
         print("\(path): \(format)")

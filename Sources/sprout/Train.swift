@@ -42,7 +42,7 @@ struct Train: ParsableCommand {
     @Option(help: "Label smoothing ε.") var labelSmoothing: Float?
     @Option(help: "Keep an exponential moving average of the weights with this decay (evaluation uses it).") var ema: Float?
     @Option(help: "Clip gradients to this global L2 norm.") var clipNorm: Float?
-    @Option(help: "Hold out the last N training images for validation (default: the test split when present).") var valSplit: Int?
+    @Option(help: "Hold out training images for validation: a count (5000) or a share (20%). Photo folders split every class by its share (seeded); the other datasets hold out their last images. Default: the test split (a folder's val/) when present, else 10% (at most 5,000).") var valSplit: ValidationSplitArgument?
     @Option(help: "Augment training images (flip/crop/translate): true or false. Default: on for colour datasets.") var augment: Bool?
     @Option(help: "Random translation in pixels when augmenting (default 4 for colour, 2 for grey).") var translate: Int?
     @Option(help: "Random horizontal flips when augmenting: true or false. Default: on for colour datasets.") var flip: Bool?
@@ -80,7 +80,11 @@ struct Train: ParsableCommand {
         if let labelSmoothing { c.labelSmoothing = labelSmoothing }
         c.emaDecay = ema ?? c.emaDecay
         c.clipNorm = clipNorm ?? c.clipNorm
-        c.validationSplit = valSplit ?? c.validationSplit
+        switch valSplit {
+        case .count(let n)?: (c.validationSplit, c.validationFraction) = (n, nil)
+        case .fraction(let f)?: (c.validationSplit, c.validationFraction) = (nil, f)
+        case nil: break
+        }
         c.augment = augment ?? c.augment
         c.translate = translate ?? c.translate
         c.flip = flip ?? c.flip
@@ -191,6 +195,18 @@ struct Train: ParsableCommand {
 }
 
 extension TestTimeAugmentation: ExpressibleByArgument {}
+
+/// `--val-split 5000` or `--val-split 20%` (also 0.2).
+enum ValidationSplitArgument: ExpressibleByArgument {
+    case count(Int), fraction(Double)
+    init?(argument: String) {
+        let t = argument.trimmingCharacters(in: .whitespaces)
+        if t.hasSuffix("%"), let p = Double(t.dropLast()), p > 0, p < 100 { self = .fraction(p / 100) }
+        else if let n = Int(t), n > 0 { self = .count(n) }
+        else if let f = Double(t), f > 0, f < 1 { self = .fraction(f) }
+        else { return nil }
+    }
+}
 extension DatasetKind: ExpressibleByArgument {}
 extension RunConfiguration.OptimizerKind: ExpressibleByArgument {}
 extension RunConfiguration.ScheduleKind: ExpressibleByArgument {}

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import SproutData
 import SproutTensor
+import SproutTrain
 
 @Suite struct DatasetReaderTests {
     @Test(.enabled(if: RealData.exists(RealData.fashionMNIST), RealData.noFashionMNIST)) func fashionMNISTFromDebian() throws {
@@ -208,5 +209,77 @@ import SproutTensor
         var seen = 0
         for batch in loader.epoch(0) { seen += batch.labels.count }
         #expect(seen == 10_000)
+    }
+}
+
+/// Photo folders as people have them.
+@Suite struct PhotoFolderTests {
+    /// ROOT/<class>/ with `count` small PNGs of a class-specific colour each.
+    func makeClass(_ root: String, _ name: String, count: Int, colour: Int) throws {
+        let dir = root + "/" + name
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for i in 0..<count {
+            let planar = (0..<(3 * 10 * 10)).map { UInt8(($0 / 100 == colour ? 200 : 30) + ($0 + i) % 7) }
+            try ImageWriter.writePNG(planar: planar, channels: 3, height: 10, width: 10, to: "\(dir)/photo \(i) ✿.png")
+        }
+    }
+
+    @Test func aStratifiedSplitGivesEveryClassItsShare() throws {
+        let dir = TemporaryDirectory()
+        try makeClass(dir.path, "cats", count: 30, colour: 0)
+        try makeClass(dir.path, "dogs", count: 10, colour: 1)
+        // What a new user has beside the photos: hidden files, notes, a hidden folder.
+        FileManager.default.createFile(atPath: dir.path + "/cats/.DS_Store", contents: Data([1, 2, 3]))
+        FileManager.default.createFile(atPath: dir.path + "/dogs/notes.txt", contents: Data("hi".utf8))
+        try FileManager.default.createDirectory(atPath: dir.path + "/.thumbnails", withIntermediateDirectories: true)
+        let (all, report) = try ImageFolder.load(root: dir.path, size: 8, skipBadImages: true)
+        #expect(all.classNames == ["cats", "dogs"] && all.count == 40 && report.skipped.isEmpty)
+        let (train, val) = all.stratifiedSplit(validationCount: 8, seed: 3)
+        #expect(val.count == 8 && train.count == 32)
+        #expect(val.classCounts == [6, 2] && train.classCounts == [24, 8], "every class keeps its share")
+        #expect(all.stratifiedSplit(validationCount: 8, seed: 3).validation.pixels == val.pixels, "seeded")
+        #expect(all.stratifiedSplit(validationCount: 8, seed: 4).validation.pixels != val.pixels)
+        // A tiny class keeps one image on each side.
+        let tiny = all.stratifiedSplit(validationCount: 2, seed: 1)
+        #expect(tiny.validation.classCounts == [1, 1] && tiny.validation.count == 2)
+
+        // Through a run's data: 20% of a two-class folder validates on both classes.
+        var config = RunConfiguration()
+        config.dataset = .folder
+        config.dataDir = dir.path
+        config.model = "mlp"
+        config.validationFraction = 0.2
+        let data = try RunData.load(config)
+        #expect(data.validation.classCounts == [6, 2] && data.train.count == 32)
+        config.validationFraction = nil
+        #expect(try RunData.load(config).validation.classCounts == [3, 1], "the default (10%) is stratified for folders too")
+    }
+
+    @Test func trainAndValFoldersAreDetected() throws {
+        let dir = TemporaryDirectory()
+        for name in ["daisy", "rose"] {
+            try makeClass(dir.path + "/train", name, count: 6, colour: name == "daisy" ? 0 : 2)
+        }
+        try makeClass(dir.path + "/val", "rose", count: 3, colour: 2)
+        try makeClass(dir.path + "/val", "daisy", count: 2, colour: 0)
+        #expect(ImageFolder.layout(of: dir.path) == .trainValidation(train: dir.path + "/train", validation: dir.path + "/val"))
+        var config = RunConfiguration()
+        config.dataset = .folder
+        config.dataDir = dir.path
+        config.model = "mlp"
+        let data = try RunData.load(config)
+        #expect(data.train.count == 12 && data.validation.count == 5)
+        #expect(data.validation.classNames == ["daisy", "rose"] && data.validation.classCounts == [2, 3])
+        #expect(data.validationName.hasPrefix("val ("))
+    }
+
+    @Test func aClassWithNoUsableImageIsAnErrorNamingIt() throws {
+        let dir = TemporaryDirectory()
+        try makeClass(dir.path, "good", count: 3, colour: 0)
+        try FileManager.default.createDirectory(atPath: dir.path + "/broken", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: dir.path + "/broken/a.jpg", contents: Data("not a jpeg".utf8))
+        #expect(throws: DatasetError.emptyClass(dir.path + "/broken")) {
+            _ = try ImageFolder.load(root: dir.path, size: 8, skipBadImages: true)
+        }
     }
 }
