@@ -9,32 +9,10 @@ struct DataCommand: ParsableCommand {
         subcommands: [DataInfo.self, DataVerify.self, DataGet.self, DataSample.self])
 }
 
-/// What is in a dataset directory, by the official file names (DatasetKind decides).
-enum DatasetLayout {
-    case idx(fashion: Bool), cifar10, cifar100, folder
-
-    static func detect(_ path: String) -> DatasetLayout {
-        switch DatasetKind.detect(directory: path) {
-        case .mnist: return .idx(fashion: false)
-        case .fashionMNIST: return .idx(fashion: true)
-        case .cifar10: return .cifar10
-        case .cifar100: return .cifar100
-        case .folder: return .folder
-        }
-    }
-
-    var kind: DatasetKind {
-        switch self {
-        case .idx(let fashion): return fashion ? .fashionMNIST : .mnist
-        case .cifar10: return .cifar10
-        case .cifar100: return .cifar100
-        case .folder: return .folder
-        }
-    }
-
-    /// One split of the dataset at `path`.
-    func load(_ path: String, split: DatasetSplit, folderSize: Int = 64) throws -> ImageDataset {
-        try kind.load(directory: path, split: split, folderImageSize: folderSize).dataset
+extension DatasetKind {
+    /// One split of the dataset at `path` (folders decoded at `folderSize`).
+    func split(_ path: String, _ split: DatasetSplit, folderSize: Int = 64) throws -> ImageDataset {
+        try load(directory: path, split: split, folderImageSize: folderSize).dataset
     }
 }
 
@@ -50,12 +28,12 @@ struct DataInfo: ParsableCommand {
     func run() throws {
         var splits: [(String, ImageDataset)] = []
         let format: String
-        let layout = DatasetLayout.detect(path)
-        switch layout {
-        case .idx(let fashion):
-            format = fashion ? "Fashion-MNIST (IDX)" : "MNIST-style IDX"
-            for split in DatasetSplit.allCases { if let d = try? layout.load(path, split: split) { splits.append((split.rawValue, d)) } }
-            if splits.isEmpty { splits.append(("train", try layout.load(path, split: .train))) }
+        let kind = DatasetKind.detect(directory: path)
+        switch kind {
+        case .mnist, .fashionMNIST:
+            format = kind == .fashionMNIST ? "Fashion-MNIST (IDX)" : "MNIST-style IDX"
+            for split in DatasetSplit.allCases { if let d = try? kind.split(path, split) { splits.append((split.rawValue, d)) } }
+            if splits.isEmpty { splits.append(("train", try kind.split(path, .train))) }
         case .cifar10:
             format = "CIFAR-10 binary"
             let batches = (1...5).filter { FileManager.default.fileExists(atPath: path + "/data_batch_\($0).bin") }
@@ -63,7 +41,7 @@ struct DataInfo: ParsableCommand {
             if FileManager.default.fileExists(atPath: path + "/test_batch.bin") { splits.append(("test", try CIFAR.load10(directory: path, split: .test))) }
         case .cifar100:
             format = "CIFAR-100 binary (fine labels)"
-            for split in DatasetSplit.allCases { if let d = try? layout.load(path, split: split) { splits.append((split.rawValue, d)) } }
+            for split in DatasetSplit.allCases { if let d = try? kind.split(path, split) { splits.append((split.rawValue, d)) } }
         case .folder:
             let parts: [(String, String, [String]?)]
             switch ImageFolder.layout(of: path) {
@@ -248,7 +226,7 @@ struct DataSample: ParsableCommand {
 
     func run() throws {
         guard let which = DatasetSplit(rawValue: split) else { throw ValidationError("--split must be train or test") }
-        let d = try DatasetLayout.detect(path).load(path, split: which)
+        let d = try DatasetKind.detect(directory: path).split(path, which)
         guard (0..<d.count).contains(index) else { throw ValidationError("--index \(index) outside 0..<\(d.count)") }
         let pixels = Array(d.pixels[(index * d.imageSize)..<((index + 1) * d.imageSize)])
         try ImageWriter.writePNG(planar: pixels, channels: d.channels, height: d.height, width: d.width, to: output)
