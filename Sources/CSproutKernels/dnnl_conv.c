@@ -19,6 +19,12 @@
 // in a context (`sprout_conv_context`). Threads use the process's default context unless
 // they bind their own, so two inference threads (or two models) run convolutions at once,
 // each with its own primitives and scratch; only the engine is shared.
+//
+// Every primitive runs in oneDNN's user scratchpad mode, its scratchpad carved from the
+// context's scratch area. The library mode keeps one scratchpad per *thread*, sized when a
+// primitive is created: a primitive created on one thread and run on another (the default
+// context serves whichever thread holds its lock — Swift's task pool hops threads) wrote
+// past the end of the runner's smaller scratchpad and crashed a CI run.
 #include "sprout_kernels.h"
 #include <dnnl.h>
 #include <pthread.h>
@@ -44,12 +50,15 @@ typedef struct {
     dnnl_memory_t inner;    // primitive's layout; == user when no reorder is needed
     size_t inner_bytes;     // > 0 when `inner` is a separate buffer (bound to the shared scratch per call)
     dnnl_primitive_t to_inner, to_user;
+    dnnl_memory_t to_inner_pad, to_user_pad;  // the reorders' scratchpads, when they need one
 } slot_t;
 
 typedef struct {
     int ok;
     dnnl_primitive_desc_t pd;
     dnnl_primitive_t prim;
+    dnnl_memory_t pad;      // the primitive's scratchpad, when it needs one
+    size_t pad_bytes;       // the largest scratchpad of the primitive and its reorders
     slot_t slots[SLOT_COUNT];
     char impl[64];
 } candidate_t;
@@ -157,18 +166,59 @@ static int build_conv_desc(const sprout_conv_problem *p, int pass, dnnl_convolut
     }
 }
 
+// Attributes asking for a scratchpad the caller provides (see the note at the top).
+static dnnl_primitive_attr_t user_scratchpad_attr(void) {
+    dnnl_primitive_attr_t attr = NULL;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
+    if (dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success) {
+        dnnl_primitive_attr_destroy(attr);
+        return NULL;
+    }
+    return attr;
+}
+
 static dnnl_primitive_desc_t make_pd(const sprout_conv_problem *p, int pass, int any) {
     dnnl_convolution_desc_t cd;
     if (!build_conv_desc(p, pass, &cd, any)) return NULL;
+    dnnl_primitive_attr_t attr = user_scratchpad_attr();
+    if (!attr) return NULL;
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
+    dnnl_status_t st = dnnl_success;
     if (pass != PASS_FWD) {
         dnnl_convolution_desc_t fd;
-        if (!build_conv_desc(p, PASS_FWD, &fd, any)) return NULL;
-        if (dnnl_primitive_desc_create(&hint, &fd, NULL, g_engine, NULL) != dnnl_success) return NULL;
+        if (!build_conv_desc(p, PASS_FWD, &fd, any)) st = dnnl_invalid_arguments;
+        else st = dnnl_primitive_desc_create(&hint, &fd, NULL, g_engine, NULL);
     }
-    dnnl_status_t st = dnnl_primitive_desc_create(&pd, &cd, NULL, g_engine, hint);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &cd, attr, g_engine, hint);
     if (hint) dnnl_primitive_desc_destroy(hint);
+    dnnl_primitive_attr_destroy(attr);
     return st == dnnl_success ? pd : NULL;
+}
+
+// A memory object for `pd`'s scratchpad (handle bound per call), or NULL when it needs none.
+// Grows `*bytes` to the largest scratchpad seen.
+static int make_scratchpad(dnnl_primitive_desc_t pd, dnnl_memory_t *mem, size_t *bytes) {
+    *mem = NULL;
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t size = md ? dnnl_memory_desc_get_size(md) : 0;
+    if (size == 0) return 1;
+    if (dnnl_memory_create(mem, md, g_engine, DNNL_MEMORY_NONE) != dnnl_success) { *mem = NULL; return 0; }
+    if (size > *bytes) *bytes = size;
+    return 1;
+}
+
+// A reorder primitive in user scratchpad mode, with its scratchpad memory.
+static int make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to, dnnl_primitive_t *prim,
+                        dnnl_memory_t *pad, size_t *pad_bytes) {
+    dnnl_primitive_attr_t attr = user_scratchpad_attr();
+    if (!attr) return 0;
+    dnnl_primitive_desc_t rpd;
+    dnnl_status_t st = dnnl_reorder_primitive_desc_create(&rpd, from, g_engine, to, g_engine, attr);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success) return 0;
+    int ok = dnnl_primitive_create(prim, rpd) == dnnl_success && make_scratchpad(rpd, pad, pad_bytes);
+    dnnl_primitive_desc_destroy(rpd);
+    return ok;
 }
 
 static const char *impl_name(dnnl_primitive_desc_t pd) {
@@ -180,7 +230,7 @@ static const char *impl_name(dnnl_primitive_desc_t pd) {
 static int is_reference(const char *name) { return strstr(name, "ref") != NULL || name[0] == 0; }
 
 static int setup_slot(slot_t *slot, const dnnl_memory_desc_t *user_md, const dnnl_memory_desc_t *inner_md,
-                      int input, int output) {
+                      int input, int output, size_t *pad_bytes) {
     slot->used = 1;
     if (dnnl_memory_create(&slot->user, user_md, g_engine, DNNL_MEMORY_NONE) != dnnl_success) return 0;
     if (dnnl_memory_desc_equal(user_md, inner_md)) {
@@ -192,19 +242,8 @@ static int setup_slot(slot_t *slot, const dnnl_memory_desc_t *user_md, const dnn
     // not the sum over every layer and pass).
     if (dnnl_memory_create(&slot->inner, inner_md, g_engine, DNNL_MEMORY_NONE) != dnnl_success) return 0;
     slot->inner_bytes = dnnl_memory_desc_get_size(inner_md);
-    dnnl_primitive_desc_t rpd;
-    if (input) {
-        if (dnnl_reorder_primitive_desc_create(&rpd, user_md, g_engine, inner_md, g_engine, NULL) != dnnl_success) return 0;
-        int ok = dnnl_primitive_create(&slot->to_inner, rpd) == dnnl_success;
-        dnnl_primitive_desc_destroy(rpd);
-        if (!ok) return 0;
-    }
-    if (output) {
-        if (dnnl_reorder_primitive_desc_create(&rpd, inner_md, g_engine, user_md, g_engine, NULL) != dnnl_success) return 0;
-        int ok = dnnl_primitive_create(&slot->to_user, rpd) == dnnl_success;
-        dnnl_primitive_desc_destroy(rpd);
-        if (!ok) return 0;
-    }
+    if (input && !make_reorder(user_md, inner_md, &slot->to_inner, &slot->to_inner_pad, pad_bytes)) return 0;
+    if (output && !make_reorder(inner_md, user_md, &slot->to_user, &slot->to_user_pad, pad_bytes)) return 0;
     return 1;
 }
 
@@ -214,6 +253,7 @@ static void build_candidate(candidate_t *c, const sprout_conv_problem *p, int pa
     snprintf(c->impl, sizeof c->impl, "%s", impl_name(c->pd));
     if (is_reference(c->impl)) return;
     if (dnnl_primitive_create(&c->prim, c->pd) != dnnl_success) return;
+    if (!make_scratchpad(c->pd, &c->pad, &c->pad_bytes)) return;
 
     dnnl_dims_t src = {p->n, p->c, p->h, p->w}, dst = {p->n, p->k, p->oh, p->ow}, wei, bia = {p->k};
     int wnd; dnnl_format_tag_t wtag;
@@ -227,21 +267,21 @@ static void build_candidate(candidate_t *c, const sprout_conv_problem *p, int pa
     int ok = 1;
     dnnl_primitive_desc_t pd = c->pd;
     if (pass == PASS_FWD) {
-        ok &= setup_slot(&c->slots[SLOT_SRC], &s, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), 1, 0);
-        ok &= setup_slot(&c->slots[SLOT_WEI], &w, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), 1, 0);
+        ok &= setup_slot(&c->slots[SLOT_SRC], &s, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), 1, 0, &c->pad_bytes);
+        ok &= setup_slot(&c->slots[SLOT_WEI], &w, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), 1, 0, &c->pad_bytes);
         if (p->has_bias)
-            ok &= setup_slot(&c->slots[SLOT_BIA], &b, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1), 1, 0);
-        ok &= setup_slot(&c->slots[SLOT_DST], &d, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), 0, 1);
+            ok &= setup_slot(&c->slots[SLOT_BIA], &b, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1), 1, 0, &c->pad_bytes);
+        ok &= setup_slot(&c->slots[SLOT_DST], &d, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), 0, 1, &c->pad_bytes);
     } else if (pass == PASS_BWD_DATA) {
-        ok &= setup_slot(&c->slots[SLOT_DST], &d, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0), 1, 0);
-        ok &= setup_slot(&c->slots[SLOT_WEI], &w, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), 1, 0);
-        ok &= setup_slot(&c->slots[SLOT_SRC], &s, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_src_md, 0), 0, 1);
+        ok &= setup_slot(&c->slots[SLOT_DST], &d, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0), 1, 0, &c->pad_bytes);
+        ok &= setup_slot(&c->slots[SLOT_WEI], &w, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), 1, 0, &c->pad_bytes);
+        ok &= setup_slot(&c->slots[SLOT_SRC], &s, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_src_md, 0), 0, 1, &c->pad_bytes);
     } else {
-        ok &= setup_slot(&c->slots[SLOT_SRC], &s, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), 1, 0);
-        ok &= setup_slot(&c->slots[SLOT_DST], &d, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0), 1, 0);
-        ok &= setup_slot(&c->slots[SLOT_WEI], &w, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0), 0, 1);
+        ok &= setup_slot(&c->slots[SLOT_SRC], &s, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), 1, 0, &c->pad_bytes);
+        ok &= setup_slot(&c->slots[SLOT_DST], &d, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0), 1, 0, &c->pad_bytes);
+        ok &= setup_slot(&c->slots[SLOT_WEI], &w, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0), 0, 1, &c->pad_bytes);
         if (p->has_bias)
-            ok &= setup_slot(&c->slots[SLOT_BIA], &b, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 1), 0, 1);
+            ok &= setup_slot(&c->slots[SLOT_BIA], &b, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 1), 0, 1, &c->pad_bytes);
     }
     c->ok = ok;
 }
@@ -251,10 +291,13 @@ static void destroy_candidate(candidate_t *c) {
         slot_t *s = &c->slots[i];
         if (s->to_inner) dnnl_primitive_destroy(s->to_inner);
         if (s->to_user) dnnl_primitive_destroy(s->to_user);
+        if (s->to_inner_pad) dnnl_memory_destroy(s->to_inner_pad);
+        if (s->to_user_pad) dnnl_memory_destroy(s->to_user_pad);
         if (s->inner && s->inner != s->user) dnnl_memory_destroy(s->inner);
         if (s->user) dnnl_memory_destroy(s->user);
     }
     if (c->prim) dnnl_primitive_destroy(c->prim);
+    if (c->pad) dnnl_memory_destroy(c->pad);
     if (c->pd) dnnl_primitive_desc_destroy(c->pd);
     char impl[64];
     memcpy(impl, c->impl, sizeof impl);
@@ -298,14 +341,17 @@ static entry_t *lookup(sprout_conv_context *ctx, const sprout_conv_problem *p, i
     return e;
 }
 
-static void reorder(sprout_conv_context *ctx, dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to) {
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-    dnnl_primitive_execute(r, ctx->stream, 2, args);
+static void reorder(sprout_conv_context *ctx, dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to,
+                    dnnl_memory_t pad) {
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}, {DNNL_ARG_SCRATCHPAD, pad}};
+    dnnl_primitive_execute(r, ctx->stream, pad ? 3 : 2, args);
 }
 
-// Binds each slot's blocked buffer to its own region of the context's scratch area.
+// Binds each slot's blocked buffer to its own region of the context's scratch area, and
+// every scratchpad (the primitive's and its reorders', which run one after another) to
+// the region after them.
 static int bind_scratch(sprout_conv_context *ctx, candidate_t *c) {
-    size_t total = 0;
+    size_t total = (c->pad_bytes + 63) & ~(size_t)63;
     for (int i = 0; i < SLOT_COUNT; i++) total += (c->slots[i].inner_bytes + 63) & ~(size_t)63;
     if (total > ctx->scratch_bytes) {
         free(ctx->scratch);
@@ -321,26 +367,38 @@ static int bind_scratch(sprout_conv_context *ctx, candidate_t *c) {
         dnnl_memory_set_data_handle(s->inner, (char *)ctx->scratch + offset);
         offset += (s->inner_bytes + 63) & ~(size_t)63;
     }
+    void *pad = (char *)ctx->scratch + offset;
+    if (c->pad) dnnl_memory_set_data_handle(c->pad, pad);
+    for (int i = 0; i < SLOT_COUNT; i++) {
+        slot_t *s = &c->slots[i];
+        if (s->to_inner_pad) dnnl_memory_set_data_handle(s->to_inner_pad, pad);
+        if (s->to_user_pad) dnnl_memory_set_data_handle(s->to_user_pad, pad);
+    }
     return 1;
 }
 
 static int execute(sprout_conv_context *ctx, candidate_t *c, void *ptrs[SLOT_COUNT], const int arg_ids[SLOT_COUNT]) {
     if (!bind_scratch(ctx, c)) return 1;
-    dnnl_exec_arg_t args[SLOT_COUNT];
+    dnnl_exec_arg_t args[SLOT_COUNT + 1];
     int nargs = 0;
     for (int i = 0; i < SLOT_COUNT; i++) {
         slot_t *s = &c->slots[i];
         if (!s->used) continue;
         dnnl_memory_set_data_handle(s->user, ptrs[i]);
-        if (s->to_inner) reorder(ctx, s->to_inner, s->user, s->inner);
+        if (s->to_inner) reorder(ctx, s->to_inner, s->user, s->inner, s->to_inner_pad);
         args[nargs].arg = arg_ids[i];
         args[nargs].memory = s->inner;
+        nargs++;
+    }
+    if (c->pad) {
+        args[nargs].arg = DNNL_ARG_SCRATCHPAD;
+        args[nargs].memory = c->pad;
         nargs++;
     }
     int status = dnnl_primitive_execute(c->prim, ctx->stream, nargs, args) == dnnl_success ? 0 : 1;
     for (int i = 0; i < SLOT_COUNT; i++) {
         slot_t *s = &c->slots[i];
-        if (s->used && s->to_user) reorder(ctx, s->to_user, s->inner, s->user);
+        if (s->used && s->to_user) reorder(ctx, s->to_user, s->inner, s->user, s->to_user_pad);
     }
     dnnl_stream_wait(ctx->stream);
     return status;

@@ -210,4 +210,30 @@ import Testing
             }
         }
     }
+
+    /// The default context's primitives are built on whichever thread first needs them and
+    /// run later on others (Swift's task pool hops threads). With oneDNN's library-managed
+    /// scratchpad, kept per thread and sized at creation, the run on a thread that never built
+    /// a primitive wrote into a scratchpad it did not have (the crash of one CI run).
+    @Test func primitivesBuiltOnOneThreadRunOnAnother() throws {
+        // im2col-based (plain) passes and a weight reduction: the kinds that need a scratchpad.
+        let x = randn([3, 5, 17, 19], seed: 31), w = randn([7, 5, 3, 3], seed: 32, std: 0.2)
+        @Sendable func step() -> [Float] {
+            let (y, g) = valueWithGradient(at: [x, w]) { t in conv2d(t[0], weight: t[1], padding: .same).sum() }
+            return y.scalars + g[0].scalars + g[1].scalars
+        }
+        @Sendable func onNewThread(_ body: @escaping @Sendable () -> [Float]) -> [Float] {
+            nonisolated(unsafe) var result: [Float] = []
+            let done = DispatchSemaphore(value: 0)
+            let thread = Thread { result = body(); done.signal() }
+            thread.stackSize = 1 << 22
+            thread.start()
+            done.wait()
+            return result
+        }
+        let first = onNewThread(step)
+        let second = onNewThread(step)
+        let third = onNewThread(step)
+        #expect(first == second && second == third, "the same convolution gives the same values on every thread")
+    }
 }
