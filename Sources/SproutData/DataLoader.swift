@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import SproutTensor
+import Synchronization
 
 /// Random transformations applied to each training image. All randomness derives from
 /// (seed, epoch, sample index), so an image gets the same augmentation whatever the batch
@@ -18,13 +19,27 @@ public struct Augmentation: Sendable, Equatable {
     public var brightness: Float = 0
     /// Contrast factor range (e.g. 0.8...1.2); nil = off.
     public var contrast: ClosedRange<Float>? = nil
+    /// Saturation factor range (0 = grey, 1 = unchanged); nil = off.
+    public var saturation: ClosedRange<Float>? = nil
+    /// Photos: a random resized crop of the full photo (torchvision's defaults: 8–100% of
+    /// the area, ratio 3/4–4/3); nil = the evaluation view (resize + centre crop).
+    public var resizedCrop: ResizedCrop? = nil
+    /// Photos: a rotation drawn uniformly from ±`rotation` degrees; 0 = off.
+    public var rotation: Float = 0
 
     public init(randomCrop: Bool = false, randomCropPadding: Int = 0, paddingMode: PaddingMode = .zero,
-                horizontalFlip: Bool = false, cutout: Int = 0, brightness: Float = 0, contrast: ClosedRange<Float>? = nil) {
+                horizontalFlip: Bool = false, cutout: Int = 0, brightness: Float = 0, contrast: ClosedRange<Float>? = nil,
+                saturation: ClosedRange<Float>? = nil, resizedCrop: ResizedCrop? = nil, rotation: Float = 0) {
         (self.randomCropPadding, self.paddingMode, self.horizontalFlip) = (randomCropPadding, paddingMode, horizontalFlip)
         self.randomCrop = randomCrop || randomCropPadding > 0
         (self.cutout, self.brightness, self.contrast) = (cutout, brightness, contrast)
+        (self.saturation, self.resizedCrop, self.rotation) = (saturation, resizedCrop, rotation)
     }
+
+    /// Training augmentation for photos: random resized crop, flip, mild colour jitter and
+    /// rotation (the usual ImageNet-style recipe).
+    public static let photo = Augmentation(horizontalFlip: true, brightness: 0.1, contrast: 0.8...1.2,
+                                           saturation: 0.8...1.2, resizedCrop: .torchvision, rotation: 10)
 
     public static let none = Augmentation()
 }
@@ -81,6 +96,12 @@ public final class DataLoader: @unchecked Sendable {
     public let cropSize: Int?
     /// Batches prepared ahead of the consumer.
     public let prefetch: Int
+    /// Threads preparing batches (each builds whole batches; photos decode there).
+    public let workers: Int
+    /// Samples that failed to load while streaming, each message naming its file; each was
+    /// replaced by the next sample that loads, so a batch keeps its size.
+    public var failures: [String] { failureLog.withLock { $0.sorted() } }
+    private let failureLog = Mutex<Set<String>>([])
     /// This process's part of every batch in data-parallel training: rank r of n takes rows
     /// [r·B/n, (r+1)·B/n) of each global batch of B. Order and augmentation are defined by the
     /// global sample index, so they do not depend on n.
@@ -90,7 +111,7 @@ public final class DataLoader: @unchecked Sendable {
 
     public init(dataset: some Dataset, batchSize: Int, shuffle: Bool = false, dropLast: Bool = false, seed: UInt64 = 0,
                 augmentation: Augmentation = .none, normalization: Normalization = .unit, cropSize: Int? = nil,
-                prefetch: Int = 4) {
+                prefetch: Int = 4, workers: Int = 1) {
         precondition(batchSize > 0, "DataLoader: batch size must be positive, got \(batchSize)")
         if let cropSize {
             precondition(cropSize > 0 && cropSize <= min(dataset.height, dataset.width),
@@ -102,6 +123,7 @@ public final class DataLoader: @unchecked Sendable {
         }
         (self.dataset, self.batchSize, self.shuffle, self.dropLast, self.seed) = (dataset, batchSize, shuffle, dropLast, seed)
         (self.augmentation, self.normalization, self.cropSize, self.prefetch) = (augmentation, normalization, cropSize, max(1, prefetch))
+        self.workers = max(1, workers)
     }
 
     public var outputShape: [Int] { [dataset.channels, cropSize ?? dataset.height, cropSize ?? dataset.width] }
@@ -141,21 +163,41 @@ public final class DataLoader: @unchecked Sendable {
         var images = Tensor.zeros([indices.count, c, oh, ow])
         images.withMutableData { out in
             for (k, i) in indices.enumerated() {
-                dataset.withPixels(ofSample: i) { px in
-                    transform(sample: i, epoch: epoch, pixels: px, into: out.baseAddress! + k * c * oh * ow)
-                }
+                transform(sample: i, epoch: epoch, into: out.baseAddress! + k * c * oh * ow)
             }
         }
         return Batch(images: images, targets: dataset.targets(indices), indices: indices)
     }
 
-    /// Crop/translate + flip (one gather), photometric changes, normalisation, cutout, of
-    /// sample `i` (its `pixels`), writing the network's input at `out`.
-    func transform(sample i: Int, epoch: Int, pixels: UnsafeBufferPointer<UInt8>, into out: UnsafeMutablePointer<Float>) {
+    /// Geometry (the dataset's own for photos, else crop/translate + flip in one gather),
+    /// photometric changes, normalisation and cutout of sample `i`, writing the network's
+    /// input at `out`.
+    func transform(sample i: Int, epoch: Int, into out: UnsafeMutablePointer<Float>) {
+        let (c, h, w) = (dataset.channels, dataset.height, dataset.width)
+        let (oh, ow) = (cropSize ?? h, cropSize ?? w)
+        var g = SeededGenerator(seed: mix(seed, UInt64(epoch), UInt64(i)))
+        var rendered = false
+        // A sample that fails to load is logged and replaced by the next one that does.
+        for attempt in 0..<min(dataset.count, 16) {
+            let j = (i + attempt) % dataset.count
+            do {
+                rendered = try dataset.renderSample(j, augmentation: augmentation, generator: &g, into: out)
+                break
+            } catch {
+                failureLog.withLock { _ = $0.insert("\(error)") }
+                g = SeededGenerator(seed: mix(seed, UInt64(epoch), UInt64(i) &+ UInt64(attempt + 1) << 40))
+            }
+        }
+        if !rendered {
+            dataset.withPixels(ofSample: i) { px in crop(px, generator: &g, into: out) }
+        }
+        photometric(generator: &g, count: c * oh * ow, channels: c, into: out)
+    }
+
+    private func crop(_ pixels: UnsafeBufferPointer<UInt8>, generator g: inout SeededGenerator, into out: UnsafeMutablePointer<Float>) {
         let (c, h, w) = (dataset.channels, dataset.height, dataset.width)
         let (oh, ow) = (cropSize ?? h, cropSize ?? w)
         let aug = augmentation
-        var g = SeededGenerator(seed: mix(seed, UInt64(epoch), UInt64(i)))
         let pad = aug.randomCropPadding
         // Source offset of the output window: random in training, centred otherwise.
         var oy = (h - oh) / 2, ox = (w - ow) / 2
@@ -184,7 +226,11 @@ public final class DataLoader: @unchecked Sendable {
                 }
             }
         }
-        let n = c * oh * ow
+    }
+
+    private func photometric(generator g: inout SeededGenerator, count n: Int, channels c: Int, into out: UnsafeMutablePointer<Float>) {
+        let aug = augmentation
+        let (oh, ow) = (cropSize ?? dataset.height, cropSize ?? dataset.width)
         if aug.brightness > 0 {
             let delta = (g.nextUniform() * 2 - 1) * aug.brightness
             for j in 0..<n { out[j] += delta }
@@ -197,6 +243,15 @@ public final class DataLoader: @unchecked Sendable {
                 for j in 0..<(oh * ow) { mean += p[j] }
                 mean /= Float(oh * ow)
                 for j in 0..<(oh * ow) { p[j] = (p[j] - mean) * factor + mean }
+            }
+        }
+        if let range = aug.saturation, c == 3 {
+            // A blend with the image's luma (ITU-R 601, as torchvision's adjust_saturation).
+            let factor = range.lowerBound + g.nextUniform() * (range.upperBound - range.lowerBound)
+            let plane = oh * ow
+            for j in 0..<plane {
+                let grey = 0.299 * out[j] + 0.587 * out[plane + j] + 0.114 * out[2 * plane + j]
+                for ch in 0..<3 { out[ch * plane + j] = min(1, max(0, grey + (out[ch * plane + j] - grey) * factor)) }
             }
         }
         switch normalization {
@@ -243,52 +298,64 @@ public struct BatchSequence: Sequence {
 }
 
 public final class BatchIterator: IteratorProtocol {
+    /// Batches claimed by workers and not yet taken by the consumer number at most
+    /// `prefetch`; workers may finish them out of order, the consumer takes them in order.
     private final class Queue: @unchecked Sendable {
-        let lock = NSLock()
+        let condition = NSCondition()
         var items: [Int: Batch] = [:]
+        var claimed: Int      // the next batch a worker will build
+        var position: Int     // the next batch the consumer takes
         var cancelled = false
-        let ready = DispatchSemaphore(value: 0)
-        // Created at 0 and signalled up: libdispatch traps when a semaphore is freed below
-        // its initial value, which an iterator dropped mid-epoch would otherwise cause.
-        let slots = DispatchSemaphore(value: 0)
-        init(slots: Int) { for _ in 0..<slots { self.slots.signal() } }
+        init(start: Int) { (claimed, position) = (start, start) }
     }
 
     private let queue: Queue
-    private var position: Int
     private let end: Int
 
     init(loader: DataLoader, epoch: Int, start: Int) {
         let order = loader.order(epoch: epoch)
         let total = loader.batchesPerEpoch
-        queue = Queue(slots: loader.prefetch)
-        position = start
+        let q = Queue(start: start)
+        queue = q
         end = total
-        let q = queue
-        let producer = Thread {
-            for b in start..<total {
-                q.slots.wait()
-                if q.lock.withLock({ q.cancelled }) { return }
-                let batch = loader.batch(epoch: epoch, index: b, order: order)
-                q.lock.withLock { q.items[b] = batch }
-                q.ready.signal()
+        let ahead = loader.prefetch
+        for w in 0..<min(loader.workers, max(1, total - start)) {
+            let producer = Thread {
+                while true {
+                    q.condition.lock()
+                    while !q.cancelled && q.claimed < total && q.claimed - q.position >= ahead { q.condition.wait() }
+                    guard !q.cancelled && q.claimed < total else { q.condition.unlock(); return }
+                    let b = q.claimed
+                    q.claimed += 1
+                    q.condition.unlock()
+                    let batch = loader.batch(epoch: epoch, index: b, order: order)
+                    q.condition.lock()
+                    q.items[b] = batch
+                    q.condition.broadcast()
+                    q.condition.unlock()
+                }
             }
+            producer.name = "sprout.dataloader.\(w)"
+            producer.start()
         }
-        producer.name = "sprout.dataloader"
-        producer.start()
     }
 
     public func next() -> Batch? {
-        guard position < end else { return nil }
-        queue.ready.wait()
-        let batch = queue.lock.withLock { queue.items.removeValue(forKey: position) }
-        queue.slots.signal()
-        position += 1
+        let q = queue
+        q.condition.lock()
+        defer { q.condition.unlock() }
+        guard q.position < end else { return nil }
+        while q.items[q.position] == nil { q.condition.wait() }
+        let batch = q.items.removeValue(forKey: q.position)
+        q.position += 1
+        q.condition.broadcast()
         return batch
     }
 
     deinit {
-        queue.lock.withLock { queue.cancelled = true }
-        queue.slots.signal()
+        queue.condition.lock()
+        queue.cancelled = true
+        queue.condition.broadcast()
+        queue.condition.unlock()
     }
 }

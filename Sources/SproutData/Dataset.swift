@@ -31,6 +31,27 @@ public protocol Dataset: Sendable {
     func withPixels<R>(ofSample index: Int, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R
     /// The targets of these samples, in order.
     func targets(_ indices: [Int]) -> Targets
+    /// Datasets of photos of any size draw the geometric augmentation themselves (a random
+    /// resized crop from the full-resolution photo, not from a small stored copy): they write
+    /// sample `index` as floats in [0, 1], C × height × width, at `out` and return true. Others
+    /// return false and the loader crops their stored bytes.
+    func renderSample(_ index: Int, augmentation: Augmentation, generator: inout SeededGenerator,
+                      into out: UnsafeMutablePointer<Float>) throws -> Bool
+}
+
+extension Dataset {
+    public var classCount: Int { classNames.count }
+
+    /// Samples per class (classification datasets; empty otherwise).
+    public var classCounts: [Int] {
+        guard case .classes(let labels) = targets(Array(0..<count)) else { return [] }
+        var counts = [Int](repeating: 0, count: classCount)
+        for l in labels where l < counts.count { counts[l] += 1 }
+        return counts
+    }
+
+    public func renderSample(_ index: Int, augmentation: Augmentation, generator: inout SeededGenerator,
+                             into out: UnsafeMutablePointer<Float>) throws -> Bool { false }
 }
 
 extension ImageDataset: Dataset {

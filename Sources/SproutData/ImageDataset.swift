@@ -21,7 +21,6 @@ public struct ImageDataset: Sendable {
     public var count: Int { labels.count }
     public var imageSize: Int { channels * height * width }
     public var shape: [Int] { [channels, height, width] }
-    public var classCount: Int { classNames.count }
 
     /// Images `range`, in order.
     public func subset(_ range: Range<Int>) -> ImageDataset {
@@ -48,34 +47,11 @@ public struct ImageDataset: Sendable {
                             classNames: classNames, source: source)
     }
 
-    /// A seeded split in which every class keeps its share: `validationCount` images (spread
-    /// over the classes in proportion to their sizes, largest remainders first) validate, the
-    /// rest train; each class with two or more images keeps at least one on each side. Both
-    /// parts keep the dataset's order.
+    /// A seeded split in which every class keeps its share (`stratifiedSplitIndices`).
     public func stratifiedSplit(validationCount: Int, seed: UInt64) -> (train: ImageDataset, validation: ImageDataset) {
-        precondition(validationCount > 0 && validationCount < count, "stratifiedSplit: \(validationCount) validation images out of \(count)")
-        var byClass = [[Int]](repeating: [], count: classCount)
-        for (i, l) in labels.enumerated() { byClass[Int(l)].append(i) }
-        let exact = byClass.map { Double($0.count) * Double(validationCount) / Double(count) }
-        var shares = exact.enumerated().map { c, e in byClass[c].count >= 2 ? min(max(Int(e), 1), byClass[c].count - 1) : 0 }
-        // Largest remainders take what is left (or give back what the minimum of one added).
-        let order = exact.indices.sorted { (exact[$0] - Double(Int(exact[$0]))) > (exact[$1] - Double(Int(exact[$1]))) || $0 < $1 && exact[$0] == exact[$1] }
-        var missing = validationCount - shares.reduce(0, +), turn = 0
-        while missing != 0 && turn < 4 * max(1, order.count) {
-            let c = order[turn % order.count]
-            if missing > 0 && shares[c] < byClass[c].count - 1 { shares[c] += 1; missing -= 1 }
-            else if missing < 0 && shares[c] > 1 { shares[c] -= 1; missing += 1 }
-            turn += 1
-        }
-        var validation: [Int] = []
-        for (c, members) in byClass.enumerated() {
-            var g = SeededGenerator(seed: seed &+ UInt64(c) &* 0x9E37_79B9)
-            var shuffled = members
-            for i in stride(from: shuffled.count - 1, to: 0, by: -1) { shuffled.swapAt(i, g.nextInt(below: i + 1)) }
-            validation += shuffled.prefix(shares[c])
-        }
-        let held = Set(validation)
-        return (subset(indices: (0..<count).filter { !held.contains($0) }), subset(indices: validation.sorted()))
+        let (train, validation) = stratifiedSplitIndices(labels: labels, classCount: classCount,
+                                                         validationCount: validationCount, seed: seed)
+        return (subset(indices: train), subset(indices: validation))
     }
 
     /// Images per class.

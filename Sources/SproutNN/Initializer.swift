@@ -9,6 +9,8 @@ public enum Initializer: Sendable {
     case torchDefault
     case glorotUniform, glorotNormal
     case heUniform, heNormal
+    /// N(0, 2/fanOut): torchvision's kaiming_normal_(mode="fan_out") for ResNet/MobileNet convolutions.
+    case heNormalFanOut
     case normal(std: Float)
     /// Normal truncated at 2σ (TensorFlow's `truncated_normal_initializer`).
     case truncatedNormal(std: Float)
@@ -35,6 +37,8 @@ public enum Initializer: Sendable {
             return Tensor.uniform(shape, low: -b, high: b, generator: &g)
         case .heNormal:
             return Tensor.normal(shape, std: (2 / Float(fanIn)).squareRoot(), generator: &g)
+        case .heNormalFanOut:
+            return Tensor.normal(shape, std: (2 / Float(fanOut)).squareRoot(), generator: &g)
         case .normal(let std): return Tensor.normal(shape, std: std, generator: &g)
         case .truncatedNormal(let std): return Tensor.truncatedNormal(shape, std: std, generator: &g)
         case .dirac:

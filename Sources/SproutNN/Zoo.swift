@@ -42,13 +42,23 @@ public enum Zoo {
             case datasetMeanStd
             /// TensorFlow's per-image standardisation (the CIFAR-10 tutorial's).
             case perImageStandardization
+            /// (x/255 − mean[c]) / std[c] with ImageNet's statistics (what pretrained
+            /// backbones were trained with).
+            case imageNetMeanStd
         }
         public var normalization = Normalization.datasetMeanStd
         /// Random crops of this side in training, centre crops otherwise (nil: full size).
         public var cropSize: Int?
-        public init(normalization: Normalization = .datasetMeanStd, cropSize: Int? = nil) {
-            (self.normalization, self.cropSize) = (normalization, cropSize)
+        /// Photo models: folders stream at full resolution, with random resized crops in
+        /// training and resize-then-centre-crop (256 → 224) in evaluation.
+        public var photo = false
+        public init(normalization: Normalization = .datasetMeanStd, cropSize: Int? = nil, photo: Bool = false) {
+            (self.normalization, self.cropSize, self.photo) = (normalization, cropSize, photo)
         }
+        static let imageNetPhoto = InputPreparation(normalization: .imageNetMeanStd, photo: true)
+        /// ImageNet's channel means and standard deviations on a [0, 1] scale (torchvision's).
+        public static let imageNetMean: [Float] = [0.485, 0.456, 0.406]
+        public static let imageNetStd: [Float] = [0.229, 0.224, 0.225]
         static let tensorFlowTutorial = InputPreparation(normalization: .perImageStandardization, cropSize: 24)
     }
 
@@ -66,7 +76,17 @@ public enum Zoo {
               input: .tensorFlowTutorial),
         Entry(name: "resnet9", summary: "David Page's ResNet-9 (width multiplier --width)", defaultInput: [3, 32, 32]),
         Entry(name: "airbench", summary: "airbench94's net: frozen 2×2 whitening, three conv groups 64/256/256, ×1/9 head", defaultInput: [3, 32, 32]),
-        Entry(name: "resnet18", summary: "ResNet-18, CIFAR variant (3×3 stem, no stem pooling)", defaultInput: [3, 32, 32]),
+        Entry(name: "resnet18-cifar", summary: "ResNet-18, CIFAR variant (3×3 stem, no stem pooling)", defaultInput: [3, 32, 32]),
+        Entry(name: "resnet18", summary: "ResNet-18 for 224-px photos (torchvision's layers and names)", defaultInput: [3, 224, 224],
+              input: .imageNetPhoto),
+        Entry(name: "resnet34", summary: "ResNet-34 for 224-px photos (torchvision's layers and names)", defaultInput: [3, 224, 224],
+              input: .imageNetPhoto),
+        Entry(name: "resnet50", summary: "ResNet-50 (v1.5, bottlenecks) for 224-px photos (torchvision's names)", defaultInput: [3, 224, 224],
+              input: .imageNetPhoto),
+        Entry(name: "mobilenet-v2", summary: "MobileNetV2 for 224-px photos (torchvision's layers and names; --width)", defaultInput: [3, 224, 224],
+              input: .imageNetPhoto),
+        Entry(name: "efficientnet-lite0", summary: "EfficientNet-Lite0: B0 without squeeze-excitation, ReLU6 (lukemelas' names)",
+              defaultInput: [3, 224, 224], input: .imageNetPhoto),
     ]
 
     public static var names: [String] { entries.map(\.name) }
@@ -134,6 +154,16 @@ public enum Zoo {
         case "airbench":
             return Airbench(inChannels: c, classes: classes, widths: [scaled(64), scaled(256), scaled(256)])
         case "resnet18":
+            return ResNet(blocks: [2, 2, 2, 2], bottleneck: false, inChannels: c, classes: classes, width: width)
+        case "resnet34":
+            return ResNet(blocks: [3, 4, 6, 3], bottleneck: false, inChannels: c, classes: classes, width: width)
+        case "resnet50":
+            return ResNet(blocks: [3, 4, 6, 3], bottleneck: true, inChannels: c, classes: classes, width: width)
+        case "mobilenet-v2":
+            return MobileNetV2(inChannels: c, classes: classes, width: width)
+        case "efficientnet-lite0":
+            return EfficientNetLite(inChannels: c, classes: classes, width: width)
+        case "resnet18-cifar":
             let widths = [64, 128, 256, 512].map(scaled)
             var layers: [any Layer] = [
                 Conv2D(inChannels: c, outChannels: widths[0], kernelSize: 3, padding: .symmetric(1, 1), bias: false),

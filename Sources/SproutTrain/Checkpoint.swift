@@ -38,9 +38,15 @@ public struct PreprocessingSpec: Codable, Sendable, Equatable {
     /// Images are resized (shorter side) to this, then centre-cropped to the model's input.
     public var resize: Int
     public var channels: Int
+    /// Photos (224-px models): the centre square of side shorter × input / resize is
+    /// resampled once to the input, exactly as the training run evaluated (`PhotoDataset`);
+    /// nil or false: resized to `resize`, then cropped.
+    public var photo: Bool?
 
-    public init(normalization: Normalization, mean: [Float]? = nil, std: [Float]? = nil, resize: Int, channels: Int) {
+    public init(normalization: Normalization, mean: [Float]? = nil, std: [Float]? = nil, resize: Int, channels: Int,
+                photo: Bool? = nil) {
         (self.normalization, self.mean, self.std, self.resize, self.channels) = (normalization, mean, std, resize, channels)
+        self.photo = photo
     }
 }
 

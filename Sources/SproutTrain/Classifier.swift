@@ -23,6 +23,12 @@ public final class ImageClassifier: @unchecked Sendable {
     /// Decodes and preprocesses encoded image bytes to the model's input [C, H, W].
     public func preprocess(bytes: [UInt8], name: String = "image") throws -> ImageDataset {
         let p = manifest.preprocessing
+        if p.photo == true {
+            let side = manifest.model.inputShape[1]
+            let photo = PhotoDataset(source: EncodedPhotos([(name, bytes)], classNames: manifest.classNames), size: side, resize: p.resize)
+            return ImageDataset(pixels: try photo.evaluationPixels(0), labels: [0], channels: 3, height: side, width: side,
+                                classNames: manifest.classNames, source: name)
+        }
         let pixels = try ImageFolder.decodeImage(bytes: bytes, size: p.resize, channels: p.channels, name: name)
         return ImageDataset(pixels: pixels, labels: [0], channels: p.channels, height: p.resize, width: p.resize,
                             classNames: manifest.classNames, source: name)

@@ -45,6 +45,11 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     /// Random horizontal flips; nil = the default (on for colour images, off for grey:
     /// a mirrored digit is another symbol, a mirrored shirt is still a shirt).
     public var flip: Bool?
+    /// Photo models: the side photos are resampled to (nil: the model's default input, 224).
+    public var imageSize: Int?
+    /// Threads preparing training batches (nil: one for in-memory data; for photos, all
+    /// but one core, at least one).
+    public var loaderWorkers: Int?
     /// Averaging over flipped/translated copies when evaluating.
     public var testTimeAugmentation: TestTimeAugmentation?
     /// Data-parallel runs: batch-norm statistics over the global batch instead of each rank's.
@@ -84,8 +89,8 @@ public enum RunError: Error, CustomStringConvertible {
 
 /// The data of a run: the training split, the split it validates on and how images are prepared.
 public struct RunData {
-    public var train: ImageDataset
-    public var validation: ImageDataset
+    public var train: any Dataset
+    public var validation: any Dataset
     public var validationName: String
     public var preprocessing: PreprocessingSpec
     public var modelInput: [Int]
@@ -97,10 +102,15 @@ public struct RunData {
 
     public var cropSize: Int? { modelInput[1] < train.height ? modelInput[1] : nil }
 
+    /// Photos stream from disk: the loaders decode on worker threads and keep few batches.
+    public var streams: Bool { train is PhotoDataset }
+
     /// Reads the dataset the configuration names, splits off validation data and chooses the
     /// preprocessing for its model.
     public static func load(_ config: RunConfiguration) throws -> RunData {
         let dir = try config.dataDirectory()
+        let prepared = config.modelSpec == nil ? Zoo.entry(config.modelName)?.input ?? Zoo.InputPreparation() : Zoo.InputPreparation()
+        if config.dataset == .folder && prepared.photo { return try loadPhotos(config, directory: dir) }
         var (train, skipped) = try config.dataset.load(directory: dir, split: .train)
         var test: ImageDataset?
         if config.dataset.hasTestSplit(directory: dir) {
@@ -137,7 +147,6 @@ public struct RunData {
             try holdOut(min(5000, train.count / 10))
         }
         // The model's own input preparation (a zoo entry's; a model spec's is the default).
-        let prepared = config.modelSpec == nil ? Zoo.entry(config.modelName)?.input ?? Zoo.InputPreparation() : Zoo.InputPreparation()
         let crop = prepared.cropSize.map { min($0, train.height, train.width) }
         let input = crop.map { [train.channels, $0, $0] } ?? train.shape
         let preprocessing: PreprocessingSpec
@@ -147,6 +156,9 @@ public struct RunData {
         case .datasetMeanStd:
             let (mean, std) = train.channelStatistics()
             preprocessing = PreprocessingSpec(normalization: .meanStd, mean: mean, std: std, resize: train.height, channels: train.channels)
+        case .imageNetMeanStd:
+            preprocessing = PreprocessingSpec(normalization: .meanStd, mean: Zoo.InputPreparation.imageNetMean,
+                                              std: Zoo.InputPreparation.imageNetStd, resize: train.height, channels: train.channels)
         }
         let croppedRandomly = crop != nil
         let colour = train.channels == 3
@@ -166,22 +178,70 @@ public struct RunData {
 }
 
 extension RunData {
+    /// A photo folder for a photo model (224 px): the file lists only, streamed at
+    /// `--image-size` (the model's input) with ImageNet statistics; a folder's val/ is the
+    /// held-out split, else a stratified seeded split of the training folder.
+    static func loadPhotos(_ config: RunConfiguration, directory dir: String) throws -> RunData {
+        let side = config.imageSize ?? Zoo.entry(config.modelName)?.defaultInput[1] ?? 224
+        var train: PhotoDataset, validation: PhotoDataset, validationName: String
+        var held: PhotoDataset?
+        switch ImageFolder.layout(of: dir) {
+        case .classes(let root):
+            train = PhotoDataset(source: try PhotoFolder.index(root: root), size: side)
+        case .trainValidation(let t, let v):
+            let folder = try PhotoFolder.index(root: t)
+            train = PhotoDataset(source: folder, size: side)
+            held = PhotoDataset(source: try PhotoFolder.index(root: v, classNames: folder.classNames), size: side)
+        }
+        let requested = config.validationSplit ?? config.validationFraction.map { Int((Double(train.count) * $0).rounded()) }
+        if let n = requested ?? (held == nil ? min(5000, train.count / 10) : nil) {
+            guard n > 0 && n < train.count else {
+                throw RunError.invalid("--val-split holds out \(n) of \(train.count) images; it must be between 1 and \(train.count - 1)")
+            }
+            (train, validation) = train.stratifiedSplit(validationCount: n, seed: config.seed)
+            validationName = "val (\(n) training images, every class its share)"
+        } else {
+            validation = held!
+            validationName = "val (\((dir as NSString).lastPathComponent)/val)"
+        }
+        let preprocessing = PreprocessingSpec(normalization: .meanStd, mean: Zoo.InputPreparation.imageNetMean,
+                                              std: Zoo.InputPreparation.imageNetStd, resize: train.resize, channels: 3, photo: true)
+        var augmentation = Augmentation.none
+        if config.augment ?? true {
+            augmentation = .photo
+            augmentation.horizontalFlip = config.flip ?? true
+        }
+        return RunData(train: train, validation: validation, validationName: validationName, preprocessing: preprocessing,
+                       modelInput: [3, side, side], augmentation: augmentation)
+    }
+
     /// One split of a run's data for evaluation: "train" and "val" are the run's own
     /// training and validation images; "test" is the dataset's official test split.
-    public static func split(_ name: String, of config: RunConfiguration) throws -> ImageDataset {
+    public static func split(_ name: String, of config: RunConfiguration) throws -> any Dataset {
         switch name {
         case "train": return try load(config).train
         case "val": return try load(config).validation
-        case "test": return try config.dataset.load(directory: try config.dataDirectory(), split: .test).dataset
+        case "test":
+            let loaded = try load(config)
+            if loaded.streams {
+                throw DatasetError.noSplit(kind: config.dataset.rawValue, split: "test")
+            }
+            return try config.dataset.load(directory: try config.dataDirectory(), split: .test).dataset
         default: throw RunError.invalid("unknown split '\(name)' (test, val, train)")
         }
     }
 }
 
 /// A loader that prepares images as a checkpoint's model was trained (no augmentation).
-public func evaluationLoader(_ dataset: ImageDataset, preprocessing: PreprocessingSpec, modelInput: [Int], batchSize: Int = 500) -> DataLoader {
+/// Photos decode on worker threads in batches of at most 64.
+public func evaluationLoader(_ dataset: any Dataset, preprocessing: PreprocessingSpec, modelInput: [Int], batchSize: Int = 500,
+                             workers: Int? = nil) -> DataLoader {
     let normalization = preprocessing.loaderNormalization
     let crop = modelInput[1] < dataset.height ? modelInput[1] : nil
+    if dataset is PhotoDataset {
+        return DataLoader(dataset: dataset, batchSize: min(batchSize, 64), normalization: normalization, prefetch: 2,
+                          workers: workers ?? Threading.count)
+    }
     return DataLoader(dataset: dataset, batchSize: batchSize, normalization: normalization, cropSize: crop)
 }
 

@@ -44,12 +44,16 @@ public final class TrainingRun {
         let spec = ModelSpec(name: config.modelName, inputShape: data.modelInput, classes: data.train.classCount, width: config.width,
                              layers: config.modelSpec)
         let model = try spec.build()
-        var loader = DataLoader(dataset: data.train, batchSize: config.batchSize, shuffle: true, dropLast: true, seed: config.seed,
-                                augmentation: data.augmentation, normalization: data.normalization, cropSize: data.cropSize)
+        let workers = config.loaderWorkers ?? (data.streams ? max(1, Threading.availableCores - 1) : 1)
+        let loader = DataLoader(dataset: data.train, batchSize: config.batchSize, shuffle: true, dropLast: true, seed: config.seed,
+                                augmentation: data.augmentation, normalization: data.normalization, cropSize: data.cropSize,
+                                prefetch: data.streams ? 3 : 4, workers: workers)
         loader.shard = (rank, ranks)
-        let validation = DataLoader(dataset: data.validation, batchSize: 500, normalization: data.normalization, cropSize: data.cropSize)
+        let validation = evaluationLoader(data.validation, preprocessing: data.preprocessing, modelInput: data.modelInput,
+                                          workers: max(workers, Threading.count))
         if let initializable = model as? any TrainingDataInitializable {
-            let sample = DataLoader(dataset: data.train, batchSize: min(5000, data.train.count), normalization: data.normalization)
+            let sample = DataLoader(dataset: data.train, batchSize: min(data.streams ? 256 : 5000, data.train.count),
+                                    normalization: data.normalization)
             initializable.initialize(fromTrainingImages: sample.batch(epoch: 0, index: 0).images)
         }
         if config.syncBatchNorm == true, let statistics = distribution?.statistics {
@@ -86,7 +90,10 @@ public final class TrainingRun {
         encoder.outputFormatting = [.sortedKeys]
         var bytes: [UInt8] = ((try? encoder.encode(configuration)).map { [UInt8]($0) }) ?? []
         bytes += Array("\(data.train.count) \(data.train.classNames) \(model.namedParameters.map { $0.parameter.value.count })".utf8)
-        bytes += Array(data.train.pixels.prefix(1 << 16))
+        if let images = data.train as? ImageDataset { bytes += Array(images.pixels.prefix(1 << 16)) }
+        if let photos = data.train as? PhotoDataset {
+            bytes += Array((0..<min(photos.count, 1000)).map { photos.source.name(of: $0) }.joined(separator: "\n").utf8)
+        }
         return stableHash(bytes)
     }
 

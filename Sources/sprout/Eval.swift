@@ -77,7 +77,7 @@ struct Eval: ParsableCommand {
         }
     }
 
-    func evaluate(manifest path: String, dataset: ImageDataset, split: String, evalDir: String, tensorboard: TensorBoardWriter?,
+    func evaluate(manifest path: String, dataset: any Dataset, split: String, evalDir: String, tensorboard: TensorBoardWriter?,
                   augmentation: TestTimeAugmentation) throws {
         let (loaded, usesEMA) = try RunDirectory(runDir).load(.manifest(path), useEMA: !noEma)
         let loader = evaluationLoader(dataset, preprocessing: loaded.manifest.preprocessing, modelInput: loaded.manifest.model.inputShape,

@@ -46,6 +46,8 @@ struct Train: ParsableCommand {
     @Option(help: "Augment training images (flip/crop/translate): true or false. Default: on for colour datasets.") var augment: Bool?
     @Option(help: "Random translation in pixels when augmenting (default 4 for colour, 2 for grey).") var translate: Int?
     @Option(help: "Random horizontal flips when augmenting: true or false. Default: on for colour datasets.") var flip: Bool?
+    @Option(help: "Photo models (resnet18, mobilenet-v2, …) on a folder: the side photos are resampled to (default 224).") var imageSize: Int?
+    @Option(help: "Threads preparing training batches (default: 1 for in-memory data; for photo folders all cores but one).") var workers: Int?
     @Option(help: "Test-time augmentation for the final evaluation (epochs before it evaluate plain images): none, flip or flip-translate.") var tta: TestTimeAugmentation?
     @Option(help: "Run directory (default runs/<dataset>-<model>-<time>).") var runDir: String?
     @Option(help: "Random seed (weights, data order, augmentation).") var seed: UInt64?
@@ -88,6 +90,8 @@ struct Train: ParsableCommand {
         c.augment = augment ?? c.augment
         c.translate = translate ?? c.translate
         c.flip = flip ?? c.flip
+        c.imageSize = imageSize ?? c.imageSize
+        c.loaderWorkers = workers ?? c.loaderWorkers
         c.testTimeAugmentation = tta ?? c.testTimeAugmentation
         if syncBn { c.syncBatchNorm = true }
         if let seed { c.seed = seed }
@@ -190,6 +194,10 @@ struct Train: ParsableCommand {
         let views = trainer.testTimeAugmentation == .none ? "" : " with \(trainer.testTimeAugmentation.rawValue) test-time augmentation"
         print(String(format: "done: %d steps in %@ (%.1f img/s) — %@ accuracy%@ %.4f (top-5 %.4f), loss %.4f", trainer.step,
                      formatDuration(outcome.seconds), outcome.imagesPerSecond, data.validationName, views, final.top1, final.top5, final.loss))
+        let failures = run.trainLoader.failures + run.validationLoader.failures
+        if !failures.isEmpty {
+            print("skipped \(failures.count) images that did not load (each replaced by the next one), e.g. \(failures[0])")
+        }
         if let m = outcome.lastCheckpoint { print("checkpoint: \(m)") }
     }
 }

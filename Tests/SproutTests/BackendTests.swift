@@ -14,7 +14,7 @@ import SproutTrain
     static let cases: [(name: String, input: [Int], width: Float)] = [
         ("mlp", [1, 8, 8], 1), ("mnist-cnn", [1, 10, 10], 1), ("mnist-bn", [1, 8, 8], 1), ("lenet5", [1, 12, 12], 1),
         ("tf-cifar10", [3, 8, 8], 1), ("tf-cifar10-nolrn", [3, 8, 8], 1), ("resnet9", [3, 16, 16], 0.125),
-        ("airbench", [3, 32, 32], 0.0625), ("resnet18", [3, 8, 8], 0.0625),
+        ("airbench", [3, 32, 32], 0.0625), ("resnet18-cifar", [3, 8, 8], 0.0625),
     ]
 
     struct Step {

@@ -16,11 +16,11 @@ import SproutTensor
         #expect(decayed == ["9.weight", "11.weight"])
     }
 
-    @Test(arguments: ["mlp", "mnist-cnn", "mnist-bn", "lenet5", "tf-cifar10", "tf-cifar10-nolrn", "resnet9", "airbench", "resnet18"])
+    @Test(arguments: ["mlp", "mnist-cnn", "mnist-bn", "lenet5", "tf-cifar10", "tf-cifar10-nolrn", "resnet9", "airbench", "resnet18-cifar"])
     func everyZooModelBuildsAndRuns(name: String) throws {
         seedEverything(1)
         let entry = try #require(Zoo.entries.first { $0.name == name })
-        let width: Float = ["resnet9", "resnet18", "airbench"].contains(name) ? 0.125 : 1
+        let width: Float = ["resnet9", "resnet18-cifar", "airbench"].contains(name) ? 0.125 : 1
         let model = try Zoo.build(name, inputShape: entry.defaultInput, classes: 7, width: width)
         model.eval()
         let y = withoutGradient { model(Tensor.zeros([2] + entry.defaultInput)) }
@@ -178,7 +178,7 @@ import SproutTensor
             Airbench(widths: [8, 8, 8]),
         ]
         for entry in Zoo.entries {
-            roots.append(try Zoo.build(entry.name, inputShape: entry.defaultInput, classes: 3, width: entry.name == "resnet18" ? 0.125 : 1))
+            roots.append(try Zoo.build(entry.name, inputShape: entry.defaultInput, classes: 3, width: entry.name == "resnet18-cifar" ? 0.125 : 1))
         }
         var all: [any Layer] = []
         func walk(_ l: any Layer) { all.append(l); l.children.forEach { walk($0.layer) } }
