@@ -24,6 +24,7 @@ public enum DatasetKind: String, Codable, Sendable, CaseIterable {
 
     /// The kind of the dataset in `directory`, from the official file names there.
     public static func detect(directory: String) -> DatasetKind {
+        if PhotoPack.isPack(directory) { return .folder }
         let files = Set((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
         if files.contains("data_batch_1.bin") || files.contains("test_batch.bin") { return .cifar10 }
         if files.contains("train.bin") || files.contains("test.bin") { return .cifar100 }

@@ -111,7 +111,7 @@ public struct PhotoDataset: Dataset {
             f /= Double(k)
         }
         crop = (crop.x * f, crop.y * f, crop.w * f, crop.h * f)
-        Self.resample(img, crop: crop, angle: angle, flip: flip, size: size, into: out)
+        Self.resample(img, crop: crop, angle: angle, flip: flip, width: size, height: size, into: out)
     }
 
     /// torchvision's RandomResizedCrop.get_params: ten tries at an area and ratio that fit,
@@ -170,22 +170,22 @@ public struct PhotoDataset: Dataset {
     }
 
     /// Bilinear resampling of the `crop` rectangle (rotated by `angle` about its centre,
-    /// mirrored when `flip`) to size×size floats in [0, 1], planar RGB. Samples outside the
-    /// image take the nearest edge pixel.
+    /// mirrored when `flip`) to width×height floats in [0, 1], planar RGB. Samples outside
+    /// the image take the nearest edge pixel.
     static func resample(_ img: DecodedImage, crop: (x: Double, y: Double, w: Double, h: Double), angle: Double,
-                         flip: Bool, size: Int, into out: UnsafeMutablePointer<Float>) {
+                         flip: Bool, width ow: Int, height oh: Int, into out: UnsafeMutablePointer<Float>) {
         let (W, H, C) = (img.width, img.height, img.channels)
-        let sx = Float(crop.w / Double(size)), sy = Float(crop.h / Double(size))
+        let sx = Float(crop.w / Double(ow)), sy = Float(crop.h / Double(oh))
         let cx = Float(crop.x + crop.w / 2), cy = Float(crop.y + crop.h / 2)
         let (cs, sn) = (Float(cos(angle)), Float(sin(angle)))
-        let plane = size * size
+        let plane = ow * oh
         let maxX = Float(W - 1), maxY = Float(H - 1)
         img.pixels.withUnsafeBufferPointer { buf in
             let src = buf.baseAddress!
-            for y in 0..<size {
-                let v = (Float(y) + 0.5 - Float(size) / 2) * sy
-                for x in 0..<size {
-                    let u = (Float(flip ? size - 1 - x : x) + 0.5 - Float(size) / 2) * sx
+            for y in 0..<oh {
+                let v = (Float(y) + 0.5 - Float(oh) / 2) * sy
+                for x in 0..<ow {
+                    let u = (Float(flip ? ow - 1 - x : x) + 0.5 - Float(ow) / 2) * sx
                     // Pixel centres sit at +0.5: the sample point in the image's index space.
                     let px = min(max(cx + u * cs - v * sn - 0.5, 0), maxX)
                     let py = min(max(cy + u * sn + v * cs - 0.5, 0), maxY)
@@ -194,7 +194,7 @@ public struct PhotoDataset: Dataset {
                     let fx = px - Float(x0), fy = py - Float(y0)
                     let a = src + (y0 * W + x0) * C, b = src + (y0 * W + x1) * C
                     let c = src + (y1 * W + x0) * C, d = src + (y1 * W + x1) * C
-                    let o = y * size + x
+                    let o = y * ow + x
                     for ch in 0..<3 {
                         let top = Float(a[ch]) + (Float(b[ch]) - Float(a[ch])) * fx
                         let bottom = Float(c[ch]) + (Float(d[ch]) - Float(c[ch])) * fx

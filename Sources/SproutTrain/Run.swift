@@ -110,7 +110,7 @@ public struct RunData {
     public static func load(_ config: RunConfiguration) throws -> RunData {
         let dir = try config.dataDirectory()
         let prepared = config.modelSpec == nil ? Zoo.entry(config.modelName)?.input ?? Zoo.InputPreparation() : Zoo.InputPreparation()
-        if config.dataset == .folder && prepared.photo { return try loadPhotos(config, directory: dir) }
+        if config.dataset == .folder && (prepared.photo || PhotoPack.isPack(dir)) { return try loadPhotos(config, directory: dir) }
         var (train, skipped) = try config.dataset.load(directory: dir, split: .train)
         var test: ImageDataset?
         if config.dataset.hasTestSplit(directory: dir) {
@@ -185,6 +185,11 @@ extension RunData {
         let side = config.imageSize ?? Zoo.entry(config.modelName)?.defaultInput[1] ?? 224
         var train: PhotoDataset, validation: PhotoDataset, validationName: String
         var held: PhotoDataset?
+        if PhotoPack.isPack(dir) {
+            let pack = try PhotoPack.open(dir)
+            train = PhotoDataset(source: pack.split(0), size: side)
+            if pack.hasValidationSplit { held = PhotoDataset(source: pack.split(1), size: side) }
+        } else {
         switch ImageFolder.layout(of: dir) {
         case .classes(let root):
             train = PhotoDataset(source: try PhotoFolder.index(root: root), size: side)
@@ -192,6 +197,7 @@ extension RunData {
             let folder = try PhotoFolder.index(root: t)
             train = PhotoDataset(source: folder, size: side)
             held = PhotoDataset(source: try PhotoFolder.index(root: v, classNames: folder.classNames), size: side)
+        }
         }
         let requested = config.validationSplit ?? config.validationFraction.map { Int((Double(train.count) * $0).rounded()) }
         if let n = requested ?? (held == nil ? min(5000, train.count / 10) : nil) {

@@ -6,7 +6,7 @@ struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "Describe, verify or fetch datasets.",
-        subcommands: [DataInfo.self, DataVerify.self, DataGet.self, DataSample.self])
+        subcommands: [DataInfo.self, DataVerify.self, DataGet.self, DataSample.self, DataPack.self])
 }
 
 extension DatasetKind {
@@ -22,8 +22,7 @@ struct DataInfo: ParsableCommand {
         abstract: "Format, splits, counts, class balance and channel mean/std of a dataset directory.",
         discussion: "Example: sprout data info /usr/share/datasets/fashion-mnist")
 
-    @Argument(help: "Dataset directory (IDX files, CIFAR binary batches, or ROOT/<class>/images).") var path: String
-    @Option(help: "Image side for folders of photos.") var size = 32
+    @Argument(help: "Dataset directory (IDX files, CIFAR binary batches, ROOT/<class>/images) or a photo pack.") var path: String
 
     func run() throws {
         var splits: [(String, ImageDataset)] = []
@@ -43,36 +42,8 @@ struct DataInfo: ParsableCommand {
             format = "CIFAR-100 binary (fine labels)"
             for split in DatasetSplit.allCases { if let d = try? kind.split(path, split) { splits.append((split.rawValue, d)) } }
         case .folder:
-            let parts: [(String, String, [String]?)]
-            switch ImageFolder.layout(of: path) {
-            case .classes(let root):
-                format = "photo folder (ROOT/<class>/*), decoded at \(size)×\(size)"
-                parts = [("all", root, nil)]
-            case let .trainValidation(train, validation):
-                format = "photo folder (ROOT/train/<class>/* and ROOT/\((validation as NSString).lastPathComponent)/<class>/*), decoded at \(size)×\(size)"
-                parts = [("train", train, nil), ("val", validation, ImageFolder.directories(in: train))]
-            }
-            var unreadable: [(path: String, reason: String)] = []
-            for (name, root, classes) in parts {
-                let (d, report) = try ImageFolder.load(root: root, size: size, skipBadImages: true, classNames: classes)
-                splits.append((name, d))
-                unreadable += report.skipped
-                // Sizes as stored, from the headers of every image file.
-                var sides: [(Int, Int)] = []
-                for c in classes ?? ImageFolder.directories(in: root) {
-                    for file in ImageFolder.imageFiles(in: (root as NSString).appendingPathComponent(c)) {
-                        if let bytes = FileManager.default.contents(atPath: file), let s = ImageDecoder.dimensions([UInt8](bytes)) { sides.append(s) }
-                    }
-                }
-                if !sides.isEmpty {
-                    let widths = sides.map(\.0).sorted(), heights = sides.map(\.1).sorted()
-                    print("\(name) sizes: width \(widths.first!)–\(widths.last!) (median \(widths[widths.count / 2])), height \(heights.first!)–\(heights.last!) (median \(heights[heights.count / 2]))")
-                }
-            }
-            if !unreadable.isEmpty {
-                print("unreadable: \(unreadable.count) files (left out of training)")
-                for u in unreadable.prefix(20) { print("  \(u.reason)") }
-            }
+            try describePhotos()
+            return
         }
         guard !splits.isEmpty else { throw CLIError("\(path): no dataset files found") }
         print("\(path): \(format)")
@@ -83,6 +54,99 @@ struct DataInfo: ParsableCommand {
             let counts = d.classCounts
             let balance = zip(d.classNames, counts).map { "\($0) \($1)" }.joined(separator: ", ")
             print("    per class: \(balance)")
+        }
+    }
+}
+
+extension DataInfo {
+    /// A photo folder or pack: the file lists (nothing held in memory but names), every
+    /// photo's size from a 1/8-scale decode (which also finds truncated and corrupt files),
+    /// channel statistics of those small decodes.
+    func describePhotos() throws {
+        var parts: [(String, any PhotoSource)] = []
+        if PhotoPack.isPack(path) {
+            let pack = try PhotoPack.open(path)
+            print("\(path): Sprout photo pack, shorter sides reduced to \(pack.header.size), from \(pack.header.source)")
+            parts.append(("train", pack.split(0)))
+            if pack.hasValidationSplit { parts.append(("val", pack.split(1))) }
+            if !pack.header.skipped.isEmpty { print("left out when packing: \(pack.header.skipped.count) files, e.g. \(pack.header.skipped[0])") }
+        } else {
+            switch ImageFolder.layout(of: path) {
+            case .classes(let root):
+                print("\(path): photo folder (ROOT/<class>/*)")
+                parts = [("all", try PhotoFolder.index(root: root))]
+            case let .trainValidation(train, validation):
+                print("\(path): photo folder (ROOT/train/<class>/* and ROOT/\((validation as NSString).lastPathComponent)/<class>/*)")
+                let t = try PhotoFolder.index(root: train)
+                parts = [("train", t), ("val", try PhotoFolder.index(root: validation, classNames: t.classNames))]
+            }
+        }
+        for (name, source) in parts {
+            var widths: [Int] = [], heights: [Int] = [], unreadable: [String] = []
+            var sum = [Double](repeating: 0, count: 3), sq = [Double](repeating: 0, count: 3), n = 0.0
+            for i in 0..<source.count {
+                do {
+                    // A pack holds pixels; a file's size comes from its header, its pixels from a 1/8-scale decode.
+                    let image: DecodedImage, size: (width: Int, height: Int)
+                    if let d = try source.decoded(i) {
+                        (image, size) = (d, (d.width, d.height))
+                    } else {
+                        let bytes = try source.encoded(i)
+                        guard let s = ImageDecoder.uprightDimensions(bytes) else {
+                            throw DatasetError.undecodableImage(source.name(of: i), reason: "unreadable header")
+                        }
+                        (image, size) = (try ImageDecoder.decode(bytes, channels: 3, atLeast: 1, name: source.name(of: i)), s)
+                    }
+                    widths.append(size.width)
+                    heights.append(size.height)
+                    for (k, v) in image.pixels.enumerated() { let x = Double(v) / 255; sum[k % 3] += x; sq[k % 3] += x * x }
+                    n += Double(image.width * image.height)
+                } catch {
+                    unreadable.append("\(error)")
+                }
+            }
+            let fmt = { (v: [Double]) in v.map { String(format: "%.4f", $0) }.joined(separator: ", ") }
+            let mean = sum.map { $0 / max(n, 1) }
+            let std = zip(sq, mean).map { (($0 / max(n, 1)) - $1 * $1).squareRoot() }
+            print("  \(name): \(source.count) photos, \(source.classCount) classes; mean [\(fmt(mean))] std [\(fmt(std))]")
+            print("    per class: \(zip(source.classNames, source.classCounts).map { "\($0) \($1)" }.joined(separator: ", "))")
+            if !widths.isEmpty {
+                widths.sort(); heights.sort()
+                print("    sizes: width \(widths.first!)–\(widths.last!) (median \(widths[widths.count / 2])), height \(heights.first!)–\(heights.last!) (median \(heights[heights.count / 2]))")
+            }
+            if !unreadable.isEmpty {
+                print("    unreadable: \(unreadable.count) files (skipped in training)")
+                for u in unreadable.prefix(20) { print("      \(u)") }
+            }
+        }
+    }
+}
+
+struct DataPack: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pack",
+        abstract: "Pack a photo folder into one file of decoded, reduced images for fast repeated epochs.",
+        discussion: """
+            Every photo is decoded once, turned upright and its shorter side reduced to --size; training on the pack \
+            (sprout train --dataset folder --data-dir photos.pack) reads memory-mapped pixels instead of decoding JPEGs. \
+            A ROOT/train + ROOT/val folder keeps both splits. Example: sprout data pack ~/photos --size 256 -o photos.pack
+            """)
+
+    @Argument(help: "Photo folder (ROOT/<class>/* or ROOT/train + ROOT/val).") var path: String
+    @Option(help: "Shorter side of the stored images (smaller photos are kept as they are).") var size = 256
+    @Option(name: .shortAndLong, help: "Pack file to write.") var output: String
+    @OptionGroup var threadOptions: ThreadOptions
+
+    func run() throws {
+        try threadOptions.apply()
+        let started = Date()
+        let header = try PhotoPack.write(folder: path, size: size, to: output, threads: Threading.count)
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+        print(String(format: "%@: %d photos, %d classes, %.1f MB, %.1f s", output, header.count, header.classNames.count,
+                     Double(bytes) / 1e6, Date().timeIntervalSince(started)))
+        if !header.skipped.isEmpty {
+            print("left out \(header.skipped.count) files that do not decode:")
+            for s in header.skipped.prefix(20) { print("  \(s)") }
         }
     }
 }

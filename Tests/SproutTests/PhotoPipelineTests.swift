@@ -34,7 +34,7 @@ import SproutTensor
             for i in 0..<count {
                 let g = Self.gradient(width: size.0 + i, height: size.1)
                 let jpeg = try ImageWriter.encodeJPEG(interleaved: g.pixels, width: g.width, height: g.height, pixels: .rgb)
-                FileManager.default.createFile(atPath: "\(dir)/img \(i).jpg", contents: Data(jpeg))
+                _ = FileManager.default.createFile(atPath: "\(dir)/img \(i).jpg", contents: Data(jpeg))
             }
         }
     }
@@ -76,8 +76,8 @@ import SproutTensor
     @Test func aFolderStreamsTheSameBatchesWithAnyNumberOfWorkers() throws {
         let dir = TemporaryDirectory()
         try makeFolder(dir.path, classes: ["daisy": 7, "rose": 5])
-        FileManager.default.createFile(atPath: dir.path + "/rose/.hidden.jpg", contents: Data([1]))
-        FileManager.default.createFile(atPath: dir.path + "/rose/readme.txt", contents: Data("x".utf8))
+        _ = FileManager.default.createFile(atPath: dir.path + "/rose/.hidden.jpg", contents: Data([1]))
+        _ = FileManager.default.createFile(atPath: dir.path + "/rose/readme.txt", contents: Data("x".utf8))
         let folder = try PhotoFolder.index(root: dir.path)
         #expect(folder.count == 12 && folder.classNames == ["daisy", "rose"] && folder.classCounts == [7, 5])
         #expect(folder.files.first == "img 0.jpg")
@@ -99,11 +99,43 @@ import SproutTensor
         try makeFolder(dir.path, classes: ["a": 3, "b": 3])
         let bad = dir.path + "/b/img 1.jpg"
         let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: bad)))
-        FileManager.default.createFile(atPath: bad, contents: Data(bytes.prefix(bytes.count / 3)))
+        _ = FileManager.default.createFile(atPath: bad, contents: Data(bytes.prefix(bytes.count / 3)))
         let loader = DataLoader(dataset: PhotoDataset(source: try PhotoFolder.index(root: dir.path), size: 24), batchSize: 6)
         let batches = Array(loader.epoch(0))
         #expect(batches.count == 1 && batches[0].images.shape == [6, 3, 24, 24])
         #expect(loader.failures.count == 1 && loader.failures[0].contains("img 1.jpg"), "\(loader.failures)")
+    }
+
+    @Test func aPackHoldsEveryPhotoReducedAndKeepsTheSplits() throws {
+        let dir = TemporaryDirectory()
+        try makeFolder(dir.path + "/train", classes: ["a": 4, "b": 3], size: (120, 90))
+        try makeFolder(dir.path + "/val", classes: ["a": 1, "b": 2], size: (120, 90))
+        _ = FileManager.default.createFile(atPath: dir.path + "/train/b/broken.jpg", contents: Data([0xFF, 0xD8, 0xFF, 0xE0, 1, 2]))
+        let output = dir.file("photos.pack")
+        let header = try PhotoPack.write(folder: dir.path, size: 45, to: output, threads: 2)
+        #expect(header.count == 10 && header.skipped.count == 1 && header.skipped[0].contains("broken.jpg"))
+        #expect(PhotoPack.isPack(output) && !FileManager.default.fileExists(atPath: output + ".partial"))
+        let pack = try PhotoPack.open(output)
+        #expect(pack.split(0).count == 7 && pack.split(1).count == 3 && pack.classNames == ["a", "b"])
+        #expect(pack.split(1).classCounts == [1, 2])
+        let first = try #require(try pack.decoded(0))
+        #expect(first.height == 45 && first.width == 60, "120×90 with its shorter side reduced to 45")
+        // The gradient survives: red grows along x (120 px → 60: two source columns per pixel).
+        #expect(abs(Int(first.pixels[3 * 30]) - 61) <= 2)
+        // Through a run: the pack's splits, streamed like a folder.
+        var config = RunConfiguration()
+        config.dataset = .folder
+        config.dataDir = output
+        config.model = "resnet18"
+        config.imageSize = 32
+        let data = try RunData.load(config)
+        #expect(data.streams && data.train.count == 7 && data.validation.count == 3)
+        let batch = DataLoader(dataset: data.train, batchSize: 7, augmentation: data.augmentation).batch(epoch: 0, index: 0)
+        #expect(batch.images.shape == [7, 3, 32, 32] && batch.labels == [0, 0, 0, 0, 1, 1, 1])
+        // A damaged pack is an error naming it.
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: output)))
+        _ = FileManager.default.createFile(atPath: output, contents: Data(bytes.prefix(bytes.count - 5)))
+        #expect(throws: DatasetError.self) { _ = try PhotoPack.open(output) }
     }
 
     @Test func aPhotoModelRunStreamsTheFolderWithImageNetStatistics() throws {
