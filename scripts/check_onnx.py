@@ -52,7 +52,45 @@ def dataset_images(config, count):
         files = [f"data_batch_{i}.bin" for i in range(1, 6)] if held_out else ["test_batch.bin"]
         raw = np.concatenate([np.fromfile(os.path.join(directory, f), dtype=np.uint8).reshape(-1, 3073) for f in files])
         return raw[-count:, 1:].reshape(-1, 3, 32, 32)
+    if name == "folder":
+        # A folder this script made (make_photo_folder): PNGs of the input's side plus the
+        # crop margin, so the photo view (shorter side to `resize`, centre crop) is a plain
+        # centre crop and the pixels can be compared exactly.
+        paths = sorted(os.path.join(r, f) for r, _, fs in os.walk(directory) for f in fs if f.endswith(".png"))
+        return np.stack([read_png(p) for p in paths[-count:]])
     raise SystemExit(f"check_onnx: dataset {name} is not supported here")
+
+
+def read_png(path):
+    """Reads what write_png writes (8-bit, no filtering) back to [C, H, W]."""
+    with open(path, "rb") as f:
+        data = f.read()
+    pos, idat, w, h, c = 8, b"", 0, 0, 0
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            w, h, _, colour = struct.unpack(">IIBB", body[:10])
+            c = 1 if colour == 0 else 3
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    rows = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(h, 1 + w * c)
+    assert (rows[:, 0] == 0).all(), "only unfiltered PNGs"
+    return rows[:, 1:].reshape(h, w, c).transpose(2, 0, 1).copy()
+
+
+def make_photo_folder(root, side, per_class=24, seed=5):
+    """ROOT/<class>/*.png: three classes of side×side noisy colour fields with a bright square."""
+    rng = np.random.default_rng(seed)
+    for k, name in enumerate(["amber", "moss", "sky"]):
+        os.makedirs(os.path.join(root, name), exist_ok=True)
+        for i in range(per_class):
+            image = rng.integers(0, 90, size=(3, side, side), dtype=np.uint8)
+            image[k] += 120
+            y, x = rng.integers(0, side // 2, size=2)
+            image[:, y:y + side // 3, x:x + side // 3] = 230
+            write_png(os.path.join(root, name, f"{i:03d}.png"), image)
 
 
 def write_png(path, image):
@@ -97,7 +135,11 @@ def main():
     ap.add_argument("--count", type=int, default=300)
     ap.add_argument("--tolerance", type=float, default=1e-4)
     ap.add_argument("--fold-bn", action="store_true")
+    ap.add_argument("--make-photo-folder", metavar="SIDE", type=int, help="write a photo folder into the first argument and exit")
     a = ap.parse_args()
+    if a.make_photo_folder:
+        make_photo_folder(a.runs[0], a.make_photo_folder)
+        return
     failed = False
     for run in a.runs:
         with open(os.path.join(run, "config.json")) as f:

@@ -23,3 +23,14 @@ for model in mnist-cnn tf-cifar10 resnet9; do
 done
 "$VENV/bin/python" scripts/check_onnx.py --sprout "$SPROUT" --count 300 "$runs"/mnist-cnn "$runs"/tf-cifar10 "$runs"/resnet9
 "$VENV/bin/python" scripts/check_onnx.py --sprout "$SPROUT" --count 300 --fold-bn "$runs"/resnet9
+
+# The 224-px zoo's layers (bottleneck-free ResNet, inverted residuals, EfficientNet-Lite's
+# SAME padding and ReLU6) and the photo preprocessing, at 112 px on a generated photo folder
+# (128 px images: the photo view of 112 at resize 128 is an exact centre crop).
+"$VENV/bin/python" scripts/check_onnx.py --make-photo-folder 128 "$runs/photos"
+for model in resnet18 mobilenet-v2 efficientnet-lite0; do
+  "$SPROUT" train --dataset folder --data-dir "$runs/photos" --model "$model" --width 0.25 --image-size 112 --steps 3 \
+      --batch-size 8 --val-split 12 --seed 3 --threads 2 --run-dir "$runs/$model" > "$runs/$model.log"
+done
+"$VENV/bin/python" scripts/check_onnx.py --sprout "$SPROUT" --count 24 "$runs"/resnet18 "$runs"/mobilenet-v2 "$runs"/efficientnet-lite0
+"$VENV/bin/python" scripts/check_onnx.py --sprout "$SPROUT" --count 24 --fold-bn "$runs"/efficientnet-lite0

@@ -198,8 +198,37 @@ struct GraphBuilder {
             let shortcut = try r.shortcut.map { try emit($0, x, path: "\(path).shortcut") } ?? x
             return Value(name: node("Add", [body.name, shortcut.name]), sample: body.sample + shortcut.sample)
         case let b as BasicBlock:
-            let sum = try emit(b.residual, x, path: "\(path).residual")
-            return Value(name: node("Relu", [sum.name]), sample: relu(sum.sample))
+            return reluNode(try emit(b.residual, x, path: "\(path).residual"))
+        case let r as ResNet:
+            return try chain([("conv1", r.conv1), ("bn1", r.bn1), ("relu", ReLU()), ("maxpool", r.maxpool), ("layer1", r.layer1),
+                              ("layer2", r.layer2), ("layer3", r.layer3), ("layer4", r.layer4), ("avgpool", GlobalAvgPool()),
+                              ("fc", r.fc)], x, path)
+        case let b as ResNetBasicBlock:
+            let main = try chain([("conv1", b.conv1), ("bn1", b.bn1), ("relu", ReLU()), ("conv2", b.conv2), ("bn2", b.bn2)], x, path)
+            return reluNode(add(main, try b.downsample.map { try emit($0, x, path: "\(path).downsample") } ?? x))
+        case let b as ResNetBottleneck:
+            let main = try chain([("conv1", b.conv1), ("bn1", b.bn1), ("relu", ReLU()), ("conv2", b.conv2), ("bn2", b.bn2),
+                                  ("relu", ReLU()), ("conv3", b.conv3), ("bn3", b.bn3)], x, path)
+            return reluNode(add(main, try b.downsample.map { try emit($0, x, path: "\(path).downsample") } ?? x))
+        case let m as MobileNetV2:
+            return try chain([("features", m.features), ("avgpool", GlobalAvgPool()), ("classifier", m.classifier)], x, path)
+        case let b as InvertedResidual:
+            let main = try emit(b.conv, x, path: "\(path).conv")
+            return b.useResidual ? add(main, x) : main
+        case let b as MBConvBlock:
+            var steps: [(String, any Layer)] = []
+            if let e = b._expand_conv, let n = b._bn0 { steps += [("_expand_conv", e), ("_bn0", n), ("relu6", ReLU6())] }
+            steps += [("_depthwise_conv", b._depthwise_conv), ("_bn1", b._bn1), ("relu6", ReLU6()),
+                      ("_project_conv", b._project_conv), ("_bn2", b._bn2)]
+            let main = try chain(steps, x, path)
+            return b.useResidual ? add(main, x) : main
+        case let e as EfficientNetLite:
+            var steps: [(String, any Layer)] = [("_conv_stem", e._conv_stem), ("_bn0", e._bn0), ("relu6", ReLU6())]
+            steps += e._blocks.enumerated().map { ("_blocks.\($0.offset)", $0.element) }
+            steps += [("_conv_head", e._conv_head), ("_bn1", e._bn1), ("relu6", ReLU6()), ("avgpool", GlobalAvgPool()), ("_fc", e._fc)]
+            return try chain(steps, x, path)
+        case is ReLU6:
+            return y(node("Clip", [x.name, constant("zero", Tensor(0)), constant("six", Tensor(6))]))
         case let a as Airbench:
             let whitened = conv2d(a.whiten, x, folding: nil)
             return try emit(a.body, whitened, path: "body")
@@ -260,6 +289,31 @@ struct GraphBuilder {
         default:
             throw UnsupportedLayerError(layer: layer.summaryName, path: path)
         }
+    }
+
+    /// Layers applied one after another, a convolution and the batch norm after it folded
+    /// into one Conv when folding is on.
+    mutating func chain(_ steps: [(String, any Layer)], _ x: Value, _ path: String = "") throws -> Value {
+        var v = x, i = 0
+        while i < steps.count {
+            let childPath = path.isEmpty ? steps[i].0 : "\(path).\(steps[i].0)"
+            if foldBatchNorm, let conv = steps[i].1 as? Conv2D, i + 1 < steps.count, let norm = steps[i + 1].1 as? BatchNorm2D {
+                v = conv2d(conv, v, folding: norm)
+                i += 2
+            } else {
+                v = try emit(steps[i].1, v, path: childPath)
+                i += 1
+            }
+        }
+        return v
+    }
+
+    mutating func add(_ a: Value, _ b: Value) -> Value {
+        Value(name: node("Add", [a.name, b.name]), sample: a.sample + b.sample)
+    }
+
+    mutating func reluNode(_ a: Value) -> Value {
+        Value(name: node("Relu", [a.name]), sample: relu(a.sample))
     }
 
     mutating func poolAttributes(_ p: Pool2DBase, _ x: Value) -> [(String, AttributeValue)] {
