@@ -7,7 +7,8 @@ import PackageDescription
 //   sprout (executable) → SproutExport (ONNX) → SproutTrain
 //   sprout (executable) → Sprout (umbrella)
 //     → SproutTrain → SproutData → SproutOptim → SproutNN → SproutTensor → CSproutKernels → CDNNL, CBLAS
-//   SproutData alone reads files through CZlib (gzip), CTurboJPEG (JPEG) and CSTB (PNG, GIF, BMP; resizing).
+//   SproutData alone reads files through CZlib (gzip), CTurboJPEG (JPEG) and CSTB (PNG, GIF, BMP; resizing),
+//   and resamples photos with CSproutImage.
 // See docs/architecture.md.
 let package = Package(
     name: "Sprout",
@@ -58,12 +59,14 @@ let package = Package(
             dependencies: ["CDNNL", "CBLAS"],
             // A C target does not inherit its system-library dependencies' `link` lines.
             linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("openblas")]),
+        // The photo pipeline's pixel kernels (resampling, reduction), used by SproutData only.
+        .target(name: "CSproutImage"),
         .target(
             name: "SproutTensor",
             dependencies: ["CSproutKernels", "CBLAS"]),
         .target(name: "SproutNN", dependencies: ["SproutTensor"]),
         .target(name: "SproutOptim", dependencies: ["SproutNN", "SproutTensor"]),
-        .target(name: "SproutData", dependencies: ["SproutTensor", "CZlib", "CSTB", "CTurboJPEG"]),
+        .target(name: "SproutData", dependencies: ["SproutTensor", "CSproutImage", "CZlib", "CSTB", "CTurboJPEG"]),
         .target(name: "SproutTrain", dependencies: ["SproutData", "SproutOptim", "SproutNN", "SproutTensor"]),
         .target(
             name: "SproutServe",

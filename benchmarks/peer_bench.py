@@ -37,6 +37,15 @@ SUITE = [
 ]
 MODES = [("train", None), ("infer", 1), ("infer", 128)]
 
+# `--suite photo`: the 224-px zoo at batch 32 (training and batch-32 inference) and batch 1.
+PHOTO_SUITE = [
+    ("resnet18", "resnet18", 1.0, 32, 3),
+    ("resnet50", "resnet50", 1.0, 32, 2),
+    ("mobilenet-v2", "mobilenet-v2", 1.0, 32, 3),
+    ("efficientnet-lite0", "efficientnet-lite0", 1.0, 32, 3),
+]
+PHOTO_MODES = [("train", None), ("infer", 1), ("infer", 32)]
+
 
 # What "SIMD off" means for --simd: every layer limited to the SSE instructions a build for
 # baseline x86-64 gets: Sprout's own loops (SPROUT_SIMD), oneDNN's JIT kernels (its lowest
@@ -88,10 +97,11 @@ def torch(python, model, width, batch, mode, infer_batch, steps, threads):
 
 def selected(a):
     """(name, model, width, batch, steps, mode, infer_batch, key, metric) for each measurement asked for."""
-    for name, model, width, batch, steps in SUITE:
+    suite, modes = (PHOTO_SUITE, PHOTO_MODES) if a.suite == "photo" else (SUITE, MODES)
+    for name, model, width, batch, steps in suite:
         if a.only and name not in a.only and model not in a.only:
             continue
-        for mode, infer_batch in MODES:
+        for mode, infer_batch in modes:
             key = "train" if mode == "train" else f"infer_b{infer_batch}"
             if a.modes and key not in a.modes:
                 continue
@@ -111,6 +121,8 @@ def main():
     p.add_argument("--only", nargs="*", help="names from the suite")
     p.add_argument("--no-scaling", action="store_true", help="skip the 1-thread training runs")
     p.add_argument("--modes", nargs="*", help="train, infer_b1, infer_b128 (default: all)")
+    p.add_argument("--suite", choices=["cifar", "photo"], default="cifar",
+                   help="cifar: the 32-px zoo (default); photo: resnet18/50, mobilenet-v2, efficientnet-lite0 at 224 px")
     p.add_argument("--simd", action="store_true", help="Sprout alone, SIMD limited to SSE vs AVX2+FMA")
     p.add_argument("--baseline", help="an earlier sprout binary, run in every round beside this one (before/after)")
     a = p.parse_args()

@@ -114,7 +114,125 @@ def mnist_cnn(classes=10):
                          nn.Linear(128, classes))
 
 
+# The 224-px zoo, written out here (torchvision is not in the CPU-only venv): the same
+# layers, parameter counts and padding as Sprout's resnet18/50, mobilenet-v2 and
+# efficientnet-lite0.
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, i, c, stride):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(i, c, 3, stride, 1, bias=False), nn.BatchNorm2d(c)
+        self.conv2, self.bn2 = nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c)
+        self.downsample = (nn.Sequential(nn.Conv2d(i, c, 1, stride, bias=False), nn.BatchNorm2d(c))
+                           if stride != 1 or i != c else None)
+
+    def forward(self, x):
+        y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(y + (self.downsample(x) if self.downsample is not None else x))
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, i, c, stride):
+        super().__init__()
+        o = c * 4
+        self.conv1, self.bn1 = nn.Conv2d(i, c, 1, bias=False), nn.BatchNorm2d(c)
+        self.conv2, self.bn2 = nn.Conv2d(c, c, 3, stride, 1, bias=False), nn.BatchNorm2d(c)
+        self.conv3, self.bn3 = nn.Conv2d(c, o, 1, bias=False), nn.BatchNorm2d(o)
+        self.downsample = (nn.Sequential(nn.Conv2d(i, o, 1, stride, bias=False), nn.BatchNorm2d(o))
+                           if stride != 1 or i != o else None)
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = F.relu(self.bn2(self.conv2(y)))
+        y = self.bn3(self.conv3(y))
+        return F.relu(y + (self.downsample(x) if self.downsample is not None else x))
+
+
+def resnet(blocks, block, classes=10):
+    layers, i = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)], 64
+    for stage, n in enumerate(blocks):
+        c = 64 << stage
+        for b in range(n):
+            layers.append(block(i, c, 2 if b == 0 and stage > 0 else 1))
+            i = c * block.expansion
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(i, classes))
+
+
+def conv_bn_relu6(i, o, k, stride=1, groups=1):
+    return nn.Sequential(nn.Conv2d(i, o, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(o), nn.ReLU6())
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, i, o, stride, t):
+        super().__init__()
+        h = i * t
+        layers = [conv_bn_relu6(i, h, 1)] if t != 1 else []
+        layers += [conv_bn_relu6(h, h, 3, stride, h), nn.Conv2d(h, o, 1, bias=False), nn.BatchNorm2d(o)]
+        self.conv, self.residual = nn.Sequential(*layers), stride == 1 and i == o
+
+    def forward(self, x):
+        return x + self.conv(x) if self.residual else self.conv(x)
+
+
+def mobilenet_v2(classes=10):
+    settings = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+    layers, i = [conv_bn_relu6(3, 32, 3, 2)], 32
+    for t, c, n, s in settings:
+        for b in range(n):
+            layers.append(InvertedResidual(i, c, s if b == 0 else 1, t))
+            i = c
+    layers.append(conv_bn_relu6(i, 1280, 1))
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(1280, classes))
+
+
+class SameConv(nn.Conv2d):
+    """TensorFlow SAME padding (the extra row/column at the bottom/right), as lukemelas' EfficientNet."""
+
+    def forward(self, x):
+        def pads(n, k, s):
+            total = max((math.ceil(n / s) - 1) * s + k - n, 0)
+            return total // 2, total - total // 2
+        top, bottom = pads(x.shape[2], self.kernel_size[0], self.stride[0])
+        left, right = pads(x.shape[3], self.kernel_size[1], self.stride[1])
+        return F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias, self.stride, 0, 1, self.groups)
+
+
+class MBConv(nn.Module):
+    def __init__(self, i, o, k, stride, e):
+        super().__init__()
+        h = i * e
+        bn = lambda n: nn.BatchNorm2d(n, momentum=0.01, eps=1e-3)
+        self.expand = nn.Sequential(nn.Conv2d(i, h, 1, bias=False), bn(h), nn.ReLU6()) if e != 1 else nn.Identity()
+        self.body = nn.Sequential(SameConv(h, h, k, stride, groups=h, bias=False), bn(h), nn.ReLU6(),
+                                  nn.Conv2d(h, o, 1, bias=False), bn(o))
+        self.residual = stride == 1 and i == o
+
+    def forward(self, x):
+        y = self.body(self.expand(x))
+        return x + y if self.residual else y
+
+
+def efficientnet_lite0(classes=10):
+    stages = [(3, 1, 1, 32, 16, 1), (3, 2, 6, 16, 24, 2), (5, 2, 6, 24, 40, 2), (3, 2, 6, 40, 80, 3),
+              (5, 1, 6, 80, 112, 3), (5, 2, 6, 112, 192, 4), (3, 1, 6, 192, 320, 1)]
+    bn = lambda n: nn.BatchNorm2d(n, momentum=0.01, eps=1e-3)
+    layers = [SameConv(3, 32, 3, 2, bias=False), bn(32), nn.ReLU6()]
+    for k, s, e, i, o, n in stages:
+        for r in range(n):
+            layers.append(MBConv(i if r == 0 else o, o, k, s if r == 0 else 1, e))
+    layers += [nn.Conv2d(320, 1280, 1, bias=False), bn(1280), nn.ReLU6(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+               nn.Dropout(0.2), nn.Linear(1280, classes)]
+    return nn.Sequential(*layers)
+
+
 MODELS = {
+    "resnet18": (lambda w: resnet([2, 2, 2, 2], BasicBlock), (3, 224, 224)),
+    "resnet50": (lambda w: resnet([3, 4, 6, 3], Bottleneck), (3, 224, 224)),
+    "mobilenet-v2": (lambda w: mobilenet_v2(), (3, 224, 224)),
+    "efficientnet-lite0": (lambda w: efficientnet_lite0(), (3, 224, 224)),
     "tf-cifar10": (lambda w: tf_cifar10(True), (3, 24, 24)),
     "tf-cifar10-nolrn": (lambda w: tf_cifar10(False), (3, 24, 24)),
     "resnet9": (lambda w: resnet9(w), (3, 32, 32)),

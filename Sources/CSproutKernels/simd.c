@@ -23,6 +23,10 @@ const char *sprout_simd_name(void) { return active_level == 1 ? "avx2+fma" : "ge
 
 void sprout_relu_forward(const float *x, float *y, size_t n) { active->relu_forward(x, y, n); }
 void sprout_relu_backward(const float *dy, const float *x, float *dx, size_t n) { active->relu_backward(dy, x, dx, n); }
+void sprout_clamp_forward(const float *x, float *y, size_t n, float lo, float hi) { active->clamp_forward(x, y, n, lo, hi); }
+void sprout_clamp_backward(const float *dy, const float *x, float *dx, size_t n, float lo, float hi) {
+    active->clamp_backward(dy, x, dx, n, lo, hi);
+}
 void sprout_gelu_forward(const float *x, float *y, size_t n) { active->gelu_forward(x, y, n); }
 void sprout_gelu_backward(const float *dy, const float *x, float *dx, size_t n) { active->gelu_backward(dy, x, dx, n); }
 void sprout_add(const float *a, const float *b, float *z, size_t n) { active->add(a, b, z, n); }

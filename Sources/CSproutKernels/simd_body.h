@@ -25,6 +25,20 @@ static void K(relu_backward)(const float *restrict dy, const float *restrict x, 
     }
 }
 
+//   y = min(max(x, lo), hi)   (ReLU6 is lo = 0, hi = 6)
+static void K(clamp_forward)(const float *restrict x, float *restrict y, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) { float v = x[i] < lo ? lo : x[i]; y[i] = v > hi ? hi : v; }
+}
+
+//   dx = dy where lo <= x <= hi, else 0   (torch.clamp's gradient)
+static void K(clamp_backward)(const float *restrict dy, const float *restrict x, float *restrict dx, size_t n,
+                              float lo, float hi) {
+    for (size_t i = 0; i < n; i++) {
+        float g = dy[i], v = x[i];
+        dx[i] = (v >= lo && v <= hi) ? g : 0.0f;
+    }
+}
+
 static void K(add)(const float *restrict a, const float *restrict b, float *restrict z, size_t n) {
     for (size_t i = 0; i < n; i++) z[i] = a[i] + b[i];
 }
@@ -341,6 +355,8 @@ static void K(avgpool_backward)(const float *dy, float *dx, const sprout_pool_ge
 static const sprout_simd_table K(table) = {
     .relu_forward = K(relu_forward),
     .relu_backward = K(relu_backward),
+    .clamp_forward = K(clamp_forward),
+    .clamp_backward = K(clamp_backward),
     .gelu_forward = K(gelu_forward),
     .gelu_backward = K(gelu_backward),
     .add = K(add),

@@ -36,10 +36,18 @@ public struct Augmentation: Sendable, Equatable {
         (self.saturation, self.resizedCrop, self.rotation) = (saturation, resizedCrop, rotation)
     }
 
-    /// Training augmentation for photos: random resized crop, flip, mild colour jitter and
-    /// rotation (the usual ImageNet-style recipe).
-    public static let photo = Augmentation(horizontalFlip: true, brightness: 0.1, contrast: 0.8...1.2,
-                                           saturation: 0.8...1.2, resizedCrop: .torchvision, rotation: 10)
+    /// Training augmentation for photos: torchvision's ImageNet recipe, a random resized crop
+    /// and a horizontal flip (colour jitter and rotation are options: `jittered`).
+    public static let photo = Augmentation(horizontalFlip: true, resizedCrop: .torchvision)
+
+    /// This augmentation with colour jitter of strength `s` (brightness ±s/4 on the [0, 1]
+    /// scale, contrast and saturation factors in 1 ± s) and rotations of up to ±`degrees`.
+    public func jittered(colour s: Float, rotation degrees: Float) -> Augmentation {
+        var a = self
+        if s > 0 { (a.brightness, a.contrast, a.saturation) = (s / 4, (1 - s)...(1 + s), (1 - s)...(1 + s)) }
+        a.rotation = degrees
+        return a
+    }
 
     public static let none = Augmentation()
 }

@@ -1,3 +1,4 @@
+import CSproutImage
 import Foundation
 import SproutTensor
 
@@ -22,9 +23,13 @@ public struct PhotoDataset: Dataset {
     public let size: Int
     public let resize: Int
 
+    /// The source's labels, read once (a pack computes them from its index).
+    public let labels: [Int32]
+
     public init(source: any PhotoSource, size: Int, resize: Int? = nil) {
         precondition(size > 0, "PhotoDataset: size must be positive")
         self.source = source
+        labels = source.labels
         self.size = size
         self.resize = resize ?? Int((Double(size) * 256 / 224).rounded())
         precondition(self.resize >= size, "PhotoDataset: resize \(self.resize) is smaller than the crop \(size)")
@@ -35,16 +40,21 @@ public struct PhotoDataset: Dataset {
     public var height: Int { size }
     public var width: Int { size }
     public var classNames: [String] { source.classNames }
-    public var labels: [Int32] { source.labels }
 
-    public func targets(_ indices: [Int]) -> Targets { .classes(indices.map { Int(source.labels[$0]) }) }
+    public func targets(_ indices: [Int]) -> Targets { .classes(indices.map { Int(labels[$0]) }) }
 
     public func subset(indices: [Int]) -> PhotoDataset {
         PhotoDataset(source: source.subset(indices: indices), size: size, resize: resize)
     }
 
+    /// This dataset's samples followed by `other`'s (same size and classes).
+    public func merged(with other: PhotoDataset) -> PhotoDataset {
+        precondition(other.size == size && other.classNames == classNames, "PhotoDataset.merged: different sizes or classes")
+        return PhotoDataset(source: ConcatenatedPhotos(parts: [source, other.source]), size: size, resize: resize)
+    }
+
     public func stratifiedSplit(validationCount: Int, seed: UInt64) -> (train: PhotoDataset, validation: PhotoDataset) {
-        let (t, v) = stratifiedSplitIndices(labels: source.labels, classCount: source.classCount,
+        let (t, v) = stratifiedSplitIndices(labels: labels, classCount: source.classCount,
                                             validationCount: validationCount, seed: seed)
         return (subset(indices: t), subset(indices: v))
     }
@@ -102,7 +112,6 @@ public struct PhotoDataset: Dataset {
             image = try ImageDecoder.decode(bytes, channels: 3, atLeast: need, name: name)
         }
         guard var img = image else { return }
-        if img.channels == 1 { img = Self.rgb(fromGrey: img) }
         var f = Double(img.width) / Double(W)
         // A bilinear sample skips pixels beyond a 2:1 reduction: average k×k blocks first.
         let k = Int(min(crop.w, crop.h) * f / Double(size))
@@ -145,65 +154,58 @@ public struct PhotoDataset: Dataset {
     /// The mean of each k×k block (the last partial row and column of blocks dropped).
     static func boxReduced(_ img: DecodedImage, by k: Int) -> DecodedImage {
         let (w, h, c) = (img.width / k, img.height / k, img.channels)
-        var px = [UInt8](repeating: 0, count: max(1, w) * max(1, h) * c)
         guard w > 0 && h > 0 else { return img }
-        let scale = 1 / Float(k * k)
+        var px = [UInt8](repeating: 0, count: w * h * c)
         img.pixels.withUnsafeBufferPointer { src in
             px.withUnsafeMutableBufferPointer { dst in
-                var row = [Float](repeating: 0, count: w * c)
-                for y in 0..<h {
-                    for i in 0..<(w * c) { row[i] = 0 }
-                    for dy in 0..<k {
-                        let line = src.baseAddress! + (y * k + dy) * img.width * c
-                        for x in 0..<w {
-                            for dx in 0..<k {
-                                let p = line + (x * k + dx) * c
-                                for ch in 0..<c { row[x * c + ch] += Float(p[ch]) }
-                            }
-                        }
-                    }
-                    for i in 0..<(w * c) { dst[y * w * c + i] = UInt8(min(255, row[i] * scale + 0.5)) }
-                }
+                sprout_box_reduce(src.baseAddress, Int32(img.width), Int32(img.height), Int32(c), Int32(k), dst.baseAddress)
             }
         }
         return DecodedImage(width: w, height: h, channels: c, pixels: px)
     }
 
     /// Bilinear resampling of the `crop` rectangle (rotated by `angle` about its centre,
-    /// mirrored when `flip`) to width×height floats in [0, 1], planar RGB. Samples outside
-    /// the image take the nearest edge pixel.
+    /// mirrored when `flip`) to width×height floats in [0, 1], planar RGB (`sprout_resample_bilinear`).
     static func resample(_ img: DecodedImage, crop: (x: Double, y: Double, w: Double, h: Double), angle: Double,
                          flip: Bool, width ow: Int, height oh: Int, into out: UnsafeMutablePointer<Float>) {
-        let (W, H, C) = (img.width, img.height, img.channels)
-        let sx = Float(crop.w / Double(ow)), sy = Float(crop.h / Double(oh))
-        let cx = Float(crop.x + crop.w / 2), cy = Float(crop.y + crop.h / 2)
-        let (cs, sn) = (Float(cos(angle)), Float(sin(angle)))
-        let plane = ow * oh
-        let maxX = Float(W - 1), maxY = Float(H - 1)
-        img.pixels.withUnsafeBufferPointer { buf in
-            let src = buf.baseAddress!
-            for y in 0..<oh {
-                let v = (Float(y) + 0.5 - Float(oh) / 2) * sy
-                for x in 0..<ow {
-                    let u = (Float(flip ? ow - 1 - x : x) + 0.5 - Float(ow) / 2) * sx
-                    // Pixel centres sit at +0.5: the sample point in the image's index space.
-                    let px = min(max(cx + u * cs - v * sn - 0.5, 0), maxX)
-                    let py = min(max(cy + u * sn + v * cs - 0.5, 0), maxY)
-                    let x0 = Int(px), y0 = Int(py)
-                    let x1 = min(x0 + 1, W - 1), y1 = min(y0 + 1, H - 1)
-                    let fx = px - Float(x0), fy = py - Float(y0)
-                    let a = src + (y0 * W + x0) * C, b = src + (y0 * W + x1) * C
-                    let c = src + (y1 * W + x0) * C, d = src + (y1 * W + x1) * C
-                    let o = y * ow + x
-                    for ch in 0..<3 {
-                        let top = Float(a[ch]) + (Float(b[ch]) - Float(a[ch])) * fx
-                        let bottom = Float(c[ch]) + (Float(d[ch]) - Float(c[ch])) * fx
-                        out[ch * plane + o] = (top + (bottom - top) * fy) * (1 / 255)
-                    }
-                }
-            }
+        img.pixels.withUnsafeBufferPointer { src in
+            sprout_resample_bilinear(src.baseAddress, Int32(img.width), Int32(img.height), Int32(img.channels),
+                                     crop.x + crop.w / 2, crop.y + crop.h / 2, crop.w / Double(ow), crop.h / Double(oh),
+                                     angle, flip ? 1 : 0, out, Int32(ow), Int32(oh))
         }
     }
+}
+
+/// Several photo sources one after another.
+struct ConcatenatedPhotos: PhotoSource {
+    let parts: [any PhotoSource]
+    var count: Int { parts.reduce(0) { $0 + $1.count } }
+    var classNames: [String] { parts[0].classNames }
+    var labels: [Int32] { parts.flatMap(\.labels) }
+    private func locate(_ index: Int) -> (any PhotoSource, Int) {
+        var i = index
+        for p in parts {
+            if i < p.count { return (p, i) }
+            i -= p.count
+        }
+        preconditionFailure("ConcatenatedPhotos: index \(index) outside 0..<\(count)")
+    }
+    func name(of index: Int) -> String { let (p, i) = locate(index); return p.name(of: i) }
+    func encoded(_ index: Int) throws -> [UInt8] { let (p, i) = locate(index); return try p.encoded(i) }
+    func decoded(_ index: Int) throws -> DecodedImage? { let (p, i) = locate(index); return try p.decoded(i) }
+    func subset(indices: [Int]) -> any PhotoSource { SubsetPhotos(base: self, indices: indices) }
+}
+
+struct SubsetPhotos: PhotoSource {
+    let base: any PhotoSource
+    let indices: [Int]
+    var count: Int { indices.count }
+    var classNames: [String] { base.classNames }
+    var labels: [Int32] { let all = base.labels; return indices.map { all[$0] } }
+    func name(of index: Int) -> String { base.name(of: indices[index]) }
+    func encoded(_ index: Int) throws -> [UInt8] { try base.encoded(indices[index]) }
+    func decoded(_ index: Int) throws -> DecodedImage? { try base.decoded(indices[index]) }
+    func subset(indices: [Int]) -> any PhotoSource { SubsetPhotos(base: base, indices: indices.map { self.indices[$0] }) }
 }
 
 extension ImageDecoder {

@@ -20,8 +20,9 @@ public struct RuntimeSettings: Sendable, Equatable {
     public var oneDNN = true
     /// SPROUT_CONV_AUTOTUNE=1: time both convolution kernels per shape instead of the fixed rule.
     public var convolutionAutotune = false
-    /// SPROUT_BUFFER_CACHE_MB: bound on the buffer reuse cache (default 1024).
-    public var bufferCacheMegabytes = 1024
+    /// SPROUT_BUFFER_CACHE_MB: bound on the buffer reuse cache (default: the peak of tensor
+    /// memory held, at least 1 GiB, at most half the machine's memory).
+    public var bufferCacheMegabytes: Int?
     /// SPROUT_MAX_MEMORY: cap on tensor memory, as the CLI's --max-memory (e.g. "2G").
     public var maxMemory: String?
 
@@ -57,7 +58,7 @@ public struct RuntimeSettings: Sendable, Equatable {
          ("SPROUT_POOL", pool.rawValue),
          ("SPROUT_DNNL", oneDNN ? "1" : "0"),
          ("SPROUT_CONV_AUTOTUNE", convolutionAutotune ? "1" : "0"),
-         ("SPROUT_BUFFER_CACHE_MB", "\(bufferCacheMegabytes)"),
+         ("SPROUT_BUFFER_CACHE_MB", bufferCacheMegabytes.map(String.init) ?? "adaptive"),
          ("SPROUT_MAX_MEMORY", maxMemory ?? "unset (no cap)")]
     }
 }

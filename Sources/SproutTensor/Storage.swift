@@ -28,8 +28,12 @@ public final class TensorStorage: @unchecked Sendable {
     deinit { BufferCache.shared.give(pointer, count: count) }
 }
 
-/// Size-bucketed free list of aligned buffers. Bounded by `limitBytes`
-/// (`RuntimeSettings.bufferCacheMegabytes`, default 1024): past it, buffers are freed.
+/// Size-bucketed free list of aligned buffers. Bounded by SPROUT_BUFFER_CACHE_MB when set;
+/// by default by the peak of tensor memory the process has held (at least 1 GiB, at most
+/// half the machine's memory): a training step frees and asks again for the same buffers
+/// every step, and when the step's working set exceeded the cache, each step returned
+/// gigabytes to the kernel and faulted them back in (mobilenet-v2 at 224 px, batch 32:
+/// 17 img/s with a 1 GiB cache, 33 with the whole working set cached).
 final class BufferCache: Sendable {
     static let shared = BufferCache()
 
@@ -43,12 +47,15 @@ final class BufferCache: Sendable {
         var overrun: TensorMemoryError?
     }
     private let state = Mutex(State())
-    let limitBytes: Int
+    /// nil: adaptive (see above).
+    let cacheLimitBytes: Int?
+    let physicalBytes: Int
 
     init() {
         // The first tensor of the process comes through here: the kernels get their settings first.
         RuntimeSettings.applied
-        limitBytes = RuntimeSettings.current.bufferCacheMegabytes << 20
+        cacheLimitBytes = RuntimeSettings.current.bufferCacheMegabytes.map { $0 << 20 }
+        physicalBytes = Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 
     func take(count: Int) -> UnsafeMutablePointer<Float> {
@@ -68,7 +75,8 @@ final class BufferCache: Sendable {
         let raw = UnsafeMutableRawPointer(pointer)
         let address = UInt(bitPattern: pointer)
         let kept = state.withLock { s -> Bool in
-            guard s.cachedBytes + count * 4 <= limitBytes else { return false }
+            let limit = cacheLimitBytes ?? min(max(1 << 30, s.peakHeldBytes), physicalBytes / 2)
+            guard s.cachedBytes + count * 4 <= limit else { return false }
             s.free[count, default: []].append(address)
             s.cachedBytes += count * 4
             return true

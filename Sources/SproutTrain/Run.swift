@@ -47,6 +47,10 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     public var flip: Bool?
     /// Photo models: the side photos are resampled to (nil: the model's default input, 224).
     public var imageSize: Int?
+    /// Photo models: colour jitter strength (brightness, contrast, saturation; 0.4 is a
+    /// common choice) and the largest random rotation in degrees (nil: off).
+    public var colorJitter: Float?
+    public var rotation: Float?
     /// Threads preparing training batches (nil: one for in-memory data; for photos, all
     /// but one core, at least one).
     public var loaderWorkers: Int?
@@ -214,7 +218,7 @@ extension RunData {
                                               std: Zoo.InputPreparation.imageNetStd, resize: train.resize, channels: 3, photo: true)
         var augmentation = Augmentation.none
         if config.augment ?? true {
-            augmentation = .photo
+            augmentation = Augmentation.photo.jittered(colour: config.colorJitter ?? 0, rotation: config.rotation ?? 0)
             augmentation.horizontalFlip = config.flip ?? true
         }
         return RunData(train: train, validation: validation, validationName: validationName, preprocessing: preprocessing,

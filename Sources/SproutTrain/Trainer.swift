@@ -65,6 +65,8 @@ public final class Trainer {
     public private(set) var history: [[String: Double]] = []
     /// Images per second over the last epoch's training steps.
     public private(set) var imagesPerSecond: Double = 0
+    /// The share of the last epoch's time spent waiting for the data loader.
+    public private(set) var dataWaitFraction: Double = 0
 
     public init(model: any Layer, optimizer: any Optimizer) {
         self.model = model
@@ -152,7 +154,13 @@ public final class Trainer {
             var lossSum = 0.0, seen = 0, localSeen = 0
             var metricTotals: [String: Double] = [:]
             let started = Date()
-            for batch in train.epoch(epoch, startingAt: batchInEpoch) {
+            var batches = train.epoch(epoch, startingAt: batchInEpoch).makeIterator()
+            var waited = 0.0
+            while true {
+                // Time spent waiting for the loader: zero when batches are ready ahead.
+                let asked = Date()
+                guard let batch = batches.next() else { break }
+                waited += Date().timeIntervalSince(asked)
                 callbacks.forEach { $0.batchBegin(self, step: step) }
                 let result: StepResult
                 do { result = try trainStep(batch) } catch { failed = true; throw error }
@@ -175,6 +183,8 @@ public final class Trainer {
                 logs["train/loss"] = lossSum / Double(seen)
                 for (name, sum) in metricTotals { logs["train/\(name)"] = sum / Double(seen) }
                 logs["train/images_per_second"] = imagesPerSecond
+                dataWaitFraction = waited / max(Date().timeIntervalSince(started), 1e-9)
+                logs["train/data_wait_fraction"] = dataWaitFraction
             }
             if finished, let validation {
                 // Test-time augmentation costs several passes, so only the final evaluation

@@ -187,26 +187,51 @@ struct BenchData: ParsableCommand {
     @Option(help: "Dataset directory.") var dataDir: String?
     @Option(help: "Model whose preprocessing to use.") var model: String?
     @Option(help: "Batch size.") var batchSize = 128
-    @Option(help: "Batches to time.") var batches = 200
+    @Option(help: "Batches to time (at most one epoch).") var batches = 200
+    @Option(help: "Threads building batches (photos decode there).") var workers = 1
+    @Option(help: "Photo models: the side photos are resampled to.") var imageSize: Int?
+    @Flag(help: "The evaluation view (resize + centre crop) instead of training augmentation.") var eval = false
+    @Option(help: "Timed passes; the median is reported (each after one untimed pass that warms the file cache).") var repeats = 3
+    @Flag(help: "One JSON object instead of text.") var json = false
+    @OptionGroup var threadOptions: ThreadOptions
 
     func run() throws {
+        try threadOptions.apply()
         var config = RunConfiguration()
         config.dataset = dataset
         config.dataDir = dataDir
         config.model = model
-        config.augment = true
+        config.augment = !eval
+        config.imageSize = imageSize
+        config.validationSplit = nil
         let data = try RunData.load(config)
-        let loader = DataLoader(dataset: data.train, batchSize: batchSize, shuffle: true, dropLast: true, seed: 1,
-                                augmentation: data.augmentation, normalization: data.normalization, cropSize: data.cropSize)
+        // The whole folder (training split plus held-out part) when streaming photos.
+        let all: any Dataset = data.streams ? (data.train as! PhotoDataset).merged(with: data.validation as! PhotoDataset) : data.train
+        let loader = DataLoader(dataset: all, batchSize: batchSize, shuffle: true, dropLast: true, seed: 1,
+                                augmentation: data.augmentation, normalization: data.normalization, cropSize: data.cropSize,
+                                prefetch: max(2, workers), workers: workers)
         let n = min(batches, loader.batchesPerEpoch)
-        let elapsed = seconds {
-            var seen = 0
-            for batch in loader.epoch(0) {
-                seen += batch.labels.count
-                if seen >= n * batchSize { break }
+        func pass() -> Double {
+            seconds {
+                var seen = 0
+                for batch in loader.epoch(0) {
+                    seen += batch.count
+                    if seen >= n * batchSize { break }
+                }
             }
         }
-        print(String(format: "%@ (%@ preprocessing, augmentation %@): %.0f img/s over %d batches of %d",
-                     dataset.rawValue, config.modelName, "\(data.augmentation != .none)", Double(n * batchSize) / elapsed, n, batchSize))
+        _ = pass()
+        let times = (0..<max(1, repeats)).map { _ in pass() }.sorted()
+        let rate = Double(n * batchSize) / times[times.count / 2]
+        if json {
+            let object: [String: Any] = ["dataset": dataset.rawValue, "model": config.modelName, "images_per_second": rate,
+                                         "batches": n, "batch_size": batchSize, "workers": workers, "augmented": data.augmentation != .none,
+                                         "input": data.modelInput, "failures": loader.failures.count]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            print(String(format: "%@ (%@ preprocessing, input %@, augmentation %@, %d workers): %.0f img/s over %d batches of %d (median of %d)",
+                         dataset.rawValue, config.modelName, "\(data.modelInput)", "\(data.augmentation != .none)", workers, rate, n, batchSize,
+                         times.count))
+        }
     }
 }

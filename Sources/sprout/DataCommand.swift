@@ -23,6 +23,7 @@ struct DataInfo: ParsableCommand {
         discussion: "Example: sprout data info /usr/share/datasets/fashion-mnist")
 
     @Argument(help: "Dataset directory (IDX files, CIFAR binary batches, ROOT/<class>/images) or a photo pack.") var path: String
+    @Flag(help: "Photo folders: list the files only (counts per class and split, indexing time and memory), decode nothing.") var namesOnly = false
 
     func run() throws {
         var splits: [(String, ImageDataset)] = []
@@ -64,6 +65,7 @@ extension DataInfo {
     /// channel statistics of those small decodes.
     func describePhotos() throws {
         var parts: [(String, any PhotoSource)] = []
+        let residentBefore = residentBytes(), started = Date()
         if PhotoPack.isPack(path) {
             let pack = try PhotoPack.open(path)
             print("\(path): Sprout photo pack, shorter sides reduced to \(pack.header.size), from \(pack.header.source)")
@@ -80,6 +82,23 @@ extension DataInfo {
                 let t = try PhotoFolder.index(root: train)
                 parts = [("train", t), ("val", try PhotoFolder.index(root: validation, classNames: t.classNames))]
             }
+        }
+        let indexing = Date().timeIntervalSince(started)
+        let files = parts.reduce(0) { $0 + $1.1.count }
+        print(String(format: "  indexed %d files in %.2f s; index memory %.0f bytes per file (resident set +%.1f MB)", files, indexing,
+                     parts.compactMap { ($0.1 as? PhotoFolder).map { $0.bytesPerFile * Double($0.count) } }.reduce(0, +) / Double(max(1, files)),
+                     Double(residentBytes() - residentBefore) / 1e6))
+        if namesOnly {
+            for (name, source) in parts {
+                print("  \(name): \(source.count) photos, \(source.classCount) classes")
+                let counts = source.classCounts
+                if source.classCount <= 50 {
+                    print("    per class: \(zip(source.classNames, counts).map { "\($0) \($1)" }.joined(separator: ", "))")
+                } else {
+                    print("    per class: \(counts.min() ?? 0)–\(counts.max() ?? 0) photos")
+                }
+            }
+            return
         }
         for (name, source) in parts {
             var widths: [Int] = [], heights: [Int] = [], unreadable: [String] = []
@@ -120,6 +139,13 @@ extension DataInfo {
             }
         }
     }
+}
+
+/// This process's resident set size, from /proc/self/statm.
+func residentBytes() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = text.split(separator: " ")
+    return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
 }
 
 struct DataPack: ParsableCommand {

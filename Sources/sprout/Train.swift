@@ -47,6 +47,8 @@ struct Train: ParsableCommand {
     @Option(help: "Random translation in pixels when augmenting (default 4 for colour, 2 for grey).") var translate: Int?
     @Option(help: "Random horizontal flips when augmenting: true or false. Default: on for colour datasets.") var flip: Bool?
     @Option(help: "Photo models (resnet18, mobilenet-v2, …) on a folder: the side photos are resampled to (default 224).") var imageSize: Int?
+    @Option(help: "Photo models: colour jitter strength when augmenting (brightness, contrast, saturation; e.g. 0.4). Default off.") var colorJitter: Float?
+    @Option(help: "Photo models: random rotations of up to this many degrees when augmenting. Default off.") var rotation: Float?
     @Option(help: "Threads preparing training batches (default: 1 for in-memory data; for photo folders all cores but one).") var workers: Int?
     @Option(help: "Test-time augmentation for the final evaluation (epochs before it evaluate plain images): none, flip or flip-translate.") var tta: TestTimeAugmentation?
     @Option(help: "Run directory (default runs/<dataset>-<model>-<time>).") var runDir: String?
@@ -92,6 +94,8 @@ struct Train: ParsableCommand {
         c.flip = flip ?? c.flip
         c.imageSize = imageSize ?? c.imageSize
         c.loaderWorkers = workers ?? c.loaderWorkers
+        c.colorJitter = colorJitter ?? c.colorJitter
+        c.rotation = rotation ?? c.rotation
         c.testTimeAugmentation = tta ?? c.testTimeAugmentation
         if syncBn { c.syncBatchNorm = true }
         if let seed { c.seed = seed }
@@ -192,8 +196,9 @@ struct Train: ParsableCommand {
         }
         guard let final = outcome.evaluation else { return }
         let views = trainer.testTimeAugmentation == .none ? "" : " with \(trainer.testTimeAugmentation.rawValue) test-time augmentation"
-        print(String(format: "done: %d steps in %@ (%.1f img/s) — %@ accuracy%@ %.4f (top-5 %.4f), loss %.4f", trainer.step,
-                     formatDuration(outcome.seconds), outcome.imagesPerSecond, data.validationName, views, final.top1, final.top5, final.loss))
+        print(String(format: "done: %d steps in %@ (%.1f img/s, %.1f%% of the last epoch waiting for data) — %@ accuracy%@ %.4f (top-5 %.4f), loss %.4f",
+                     trainer.step, formatDuration(outcome.seconds), outcome.imagesPerSecond, 100 * trainer.dataWaitFraction,
+                     data.validationName, views, final.top1, final.top5, final.loss))
         let failures = run.trainLoader.failures + run.validationLoader.failures
         if !failures.isEmpty {
             print("skipped \(failures.count) images that did not load (each replaced by the next one), e.g. \(failures[0])")

@@ -102,6 +102,10 @@ const char *sprout_simd_name(void);
 void sprout_relu_forward(const float *x, float *y, size_t n);
 /// dx = dy where x > 0, else 0.
 void sprout_relu_backward(const float *dy, const float *x, float *dx, size_t n);
+/// y = min(max(x, lo), hi).
+void sprout_clamp_forward(const float *x, float *y, size_t n, float lo, float hi);
+/// dx = dy where lo <= x <= hi, else 0.
+void sprout_clamp_backward(const float *dy, const float *x, float *dx, size_t n, float lo, float hi);
 /// Exact GELU, y = x·Φ(x), error below 3e-7·max(1, |x|).
 void sprout_gelu_forward(const float *x, float *y, size_t n);
 /// dx = dy·(Φ(x) + x·φ(x))
@@ -150,6 +154,8 @@ void sprout_avgpool_backward(const float *dy, float *dx, const sprout_pool_geome
 typedef struct {
     void (*relu_forward)(const float *, float *, size_t);
     void (*relu_backward)(const float *, const float *, float *, size_t);
+    void (*clamp_forward)(const float *, float *, size_t, float, float);
+    void (*clamp_backward)(const float *, const float *, float *, size_t, float, float);
     void (*gelu_forward)(const float *, float *, size_t);
     void (*gelu_backward)(const float *, const float *, float *, size_t);
     void (*add)(const float *, const float *, float *, size_t);

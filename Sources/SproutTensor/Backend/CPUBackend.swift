@@ -109,7 +109,11 @@ public final class CPUBackend: Backend {
         case .elu(let alpha): return unaryLoop(x) { $0 > 0 ? $0 : alpha * (expf($0) - 1) }
         case .leakyRelu(let slope): return unaryLoop(x) { $0 > 0 ? $0 : slope * $0 }
         case .power(let p): return unaryLoop(x) { powf($0, p) }
-        case let .clamp(lower, upper): return unaryLoop(x) { Swift.min(Swift.max($0, lower), upper) }
+        case let .clamp(lower, upper):
+            let y = output(x.shape)
+            let xs = SendablePointer(x.storage.pointer), ys = SendablePointer(y.storage.pointer)
+            parallelFor(y.count) { r in sprout_clamp_forward(xs.p + r.lowerBound, ys.p + r.lowerBound, r.count, lower, upper) }
+            return y
         }
     }
 
@@ -132,7 +136,13 @@ public final class CPUBackend: Backend {
         case .elu(let alpha): return ternaryLoop(g, x, y) { g, x, y in x > 0 ? g : g * (y + alpha) }
         case .leakyRelu(let slope): return binaryLoop(g, x, g.shape) { g, x in x > 0 ? g : slope * g }
         case .power(let p): return binaryLoop(g, x, g.shape) { g, x in g * p * powf(x, p - 1) }
-        case let .clamp(lower, upper): return binaryLoop(g, x, g.shape) { g, x in (x >= lower && x <= upper) ? g : 0 }
+        case let .clamp(lower, upper):
+            let gx = output(g.shape)
+            let gs = SendablePointer(g.storage.pointer), xs = SendablePointer(x.storage.pointer), gxs = SendablePointer(gx.storage.pointer)
+            parallelFor(gx.count) { r in
+                sprout_clamp_backward(gs.p + r.lowerBound, xs.p + r.lowerBound, gxs.p + r.lowerBound, r.count, lower, upper)
+            }
+            return gx
         }
     }
 
