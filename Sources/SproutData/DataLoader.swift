@@ -110,6 +110,12 @@ public final class DataLoader: @unchecked Sendable {
     /// replaced by the next sample that loads, so a batch keeps its size.
     public var failures: [String] { failureLog.withLock { $0.sorted() } }
     private let failureLog = Mutex<Set<String>>([])
+    /// When false, the first sample that fails to load stops the run instead: the loader
+    /// keeps the error (`stoppingFailure`) and the trainer throws it after the batch.
+    public var skipFailures = true
+    /// The failure that stops the run (with `skipFailures` off), naming the file.
+    public var stoppingFailure: (any Error)? { stopping.withLock { $0 } }
+    private let stopping = Mutex<(any Error)?>(nil)
     /// This process's part of every batch in data-parallel training: rank r of n takes rows
     /// [r·B/n, (r+1)·B/n) of each global batch of B. Order and augmentation are defined by the
     /// global sample index, so they do not depend on n.
@@ -193,6 +199,10 @@ public final class DataLoader: @unchecked Sendable {
                 break
             } catch {
                 failureLog.withLock { _ = $0.insert("\(error)") }
+                if !skipFailures {
+                    stopping.withLock { if $0 == nil { $0 = error } }
+                    break
+                }
                 g = SeededGenerator(seed: mix(seed, UInt64(epoch), UInt64(i) &+ UInt64(attempt + 1) << 40))
             }
         }

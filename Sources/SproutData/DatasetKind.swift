@@ -36,7 +36,7 @@ public enum DatasetKind: String, Codable, Sendable, CaseIterable {
 
     /// One split from `directory`; images of a folder that do not decode are left out and
     /// listed in `skipped`.
-    public func load(directory: String, split: DatasetSplit, folderImageSize: Int = folderImageSize) throws
+    public func load(directory: String, split: DatasetSplit, folderImageSize: Int = folderImageSize, skipBadImages: Bool = true) throws
         -> (dataset: ImageDataset, skipped: [(path: String, reason: String)]) {
         switch self {
         case .mnist, .fashionMNIST:
@@ -48,14 +48,14 @@ public enum DatasetKind: String, Codable, Sendable, CaseIterable {
             // with the training folder's classes.
             switch (ImageFolder.layout(of: directory), split) {
             case (.classes(let root), .train):
-                let (dataset, report) = try ImageFolder.load(root: root, size: folderImageSize, skipBadImages: true)
+                let (dataset, report) = try ImageFolder.load(root: root, size: folderImageSize, skipBadImages: skipBadImages)
                 return (dataset, report.skipped)
             case (.trainValidation(let train, _), .train):
-                let (dataset, report) = try ImageFolder.load(root: train, size: folderImageSize, skipBadImages: true)
+                let (dataset, report) = try ImageFolder.load(root: train, size: folderImageSize, skipBadImages: skipBadImages)
                 return (dataset, report.skipped)
             case (.trainValidation(let train, let validation), .test):
                 let classes = ImageFolder.directories(in: train)
-                let (dataset, report) = try ImageFolder.load(root: validation, size: folderImageSize, skipBadImages: true,
+                let (dataset, report) = try ImageFolder.load(root: validation, size: folderImageSize, skipBadImages: skipBadImages,
                                                              classNames: classes)
                 return (dataset, report.skipped)
             case (.classes, .test):

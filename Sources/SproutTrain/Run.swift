@@ -47,6 +47,9 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     public var flip: Bool?
     /// Photo models: the side photos are resampled to (nil: the model's default input, 224).
     public var imageSize: Int?
+    /// Photo folders: a file that does not decode is left out, named and counted (the
+    /// default), or, when false, an error naming it.
+    public var skipBadImages: Bool?
     /// Photo models: colour jitter strength (brightness, contrast, saturation; 0.4 is a
     /// common choice) and the largest random rotation in degrees (nil: off).
     public var colorJitter: Float?
@@ -115,12 +118,13 @@ public struct RunData {
         let dir = try config.dataDirectory()
         let prepared = config.modelSpec == nil ? Zoo.entry(config.modelName)?.input ?? Zoo.InputPreparation() : Zoo.InputPreparation()
         if config.dataset == .folder && (prepared.photo || PhotoPack.isPack(dir)) { return try loadPhotos(config, directory: dir) }
-        var (train, skipped) = try config.dataset.load(directory: dir, split: .train)
+        let skipBad = config.skipBadImages ?? true
+        var (train, skipped) = try config.dataset.load(directory: dir, split: .train, skipBadImages: skipBad)
         var test: ImageDataset?
         if config.dataset.hasTestSplit(directory: dir) {
             if config.dataset == .folder {
                 // A folder's own val/ must load (its errors matter); a missing MNIST test file is fine.
-                let loaded = try config.dataset.load(directory: dir, split: .test)
+                let loaded = try config.dataset.load(directory: dir, split: .test, skipBadImages: skipBad)
                 (test, skipped) = (loaded.dataset, skipped + loaded.skipped)
             } else {
                 test = try? config.dataset.load(directory: dir, split: .test).dataset

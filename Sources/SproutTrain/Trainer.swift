@@ -161,6 +161,7 @@ public final class Trainer {
                 let asked = Date()
                 guard let batch = batches.next() else { break }
                 waited += Date().timeIntervalSince(asked)
+                if let error = train.stoppingFailure { failed = true; throw error }
                 callbacks.forEach { $0.batchBegin(self, step: step) }
                 let result: StepResult
                 do { result = try trainStep(batch) } catch { failed = true; throw error }

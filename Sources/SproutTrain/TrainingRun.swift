@@ -49,8 +49,10 @@ public final class TrainingRun {
                                 augmentation: data.augmentation, normalization: data.normalization, cropSize: data.cropSize,
                                 prefetch: data.streams ? 3 : 4, workers: workers)
         loader.shard = (rank, ranks)
+        loader.skipFailures = config.skipBadImages ?? true
         let validation = evaluationLoader(data.validation, preprocessing: data.preprocessing, modelInput: data.modelInput,
                                           workers: max(workers, Threading.count))
+        validation.skipFailures = config.skipBadImages ?? true
         if let initializable = model as? any TrainingDataInitializable {
             let sample = DataLoader(dataset: data.train, batchSize: min(data.streams ? 256 : 5000, data.train.count),
                                     normalization: data.normalization)
@@ -141,6 +143,7 @@ public final class TrainingRun {
         let steps = trainer.step - firstStep
         var evaluation: Evaluation?
         if rank == 0 && !trainer.stopRequested { evaluation = trainer.lastEvaluation ?? trainer.evaluate(validationLoader) }
+        if let error = validationLoader.stoppingFailure { throw error }
         return Outcome(steps: steps, seconds: seconds, imagesPerSecond: Double(steps * configuration.batchSize) / max(seconds, 1e-9),
                        stopped: trainer.stopRequested, evaluation: evaluation, lastCheckpoint: checkpoints.lastManifest)
     }

@@ -84,6 +84,9 @@ struct Eval: ParsableCommand {
                                       batchSize: batchSize)
         let started = Date()
         let result = evaluateModel(loaded.model, on: loader, testTimeAugmentation: augmentation)
+        if !loader.failures.isEmpty {
+            FileHandle.standardError.write(Data("skipped \(loader.failures.count) images that did not load (each replaced by the next one), e.g. \(loader.failures[0])\n".utf8))
+        }
         let seconds = Date().timeIntervalSince(started)
         let step = loaded.manifest.step
         let title = "\(runDir) · step \(step) · \(split) split · \(loaded.manifest.model.name)\(usesEMA ? " (EMA weights)" : "")"

@@ -47,6 +47,7 @@ struct Train: ParsableCommand {
     @Option(help: "Random translation in pixels when augmenting (default 4 for colour, 2 for grey).") var translate: Int?
     @Option(help: "Random horizontal flips when augmenting: true or false. Default: on for colour datasets.") var flip: Bool?
     @Option(help: "Photo models (resnet18, mobilenet-v2, …) on a folder: the side photos are resampled to (default 224).") var imageSize: Int?
+    @Option(help: "Photo folders: leave out files that do not decode, naming them and counting them at the end (default true); false makes the first one an error.") var skipBadImages: Bool?
     @Option(help: "Photo models: colour jitter strength when augmenting (brightness, contrast, saturation; e.g. 0.4). Default off.") var colorJitter: Float?
     @Option(help: "Photo models: random rotations of up to this many degrees when augmenting. Default off.") var rotation: Float?
     @Option(help: "Threads preparing training batches (default: 1 for in-memory data; for photo folders all cores but one).") var workers: Int?
@@ -95,6 +96,7 @@ struct Train: ParsableCommand {
         c.imageSize = imageSize ?? c.imageSize
         c.loaderWorkers = workers ?? c.loaderWorkers
         c.colorJitter = colorJitter ?? c.colorJitter
+        c.skipBadImages = skipBadImages ?? c.skipBadImages
         c.rotation = rotation ?? c.rotation
         c.testTimeAugmentation = tta ?? c.testTimeAugmentation
         if syncBn { c.syncBatchNorm = true }

@@ -35,16 +35,24 @@ import SproutData
         return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
     }
 
-    /// ROOT/<red|green|blue>/*.png: 12 noisy 20×20 images per colour.
-    func photoFolder(_ dir: TemporaryDirectory) throws -> String {
-        let root = dir.file("photos")
-        var g = SeededGeneratorShim(seed: 4)
-        for (c, name) in ["red", "green", "blue"].enumerated() {
+    /// ROOT/<class>/: `perClass` noisy images per class, class k bright in channel k (PNG, or JPEG
+    /// named with a space).
+    func photoFolder(_ dir: TemporaryDirectory, name: String = "photos", classes: [String] = ["red", "green", "blue"],
+                     perClass: Int = 12, width: Int = 20, height: Int = 20, jpeg: Bool = false, seed: UInt64 = 4) throws -> String {
+        let root = dir.file(name)
+        var g = SeededGeneratorShim(seed: seed)
+        for (c, name) in classes.enumerated() {
             try FileManager.default.createDirectory(atPath: root + "/" + name, withIntermediateDirectories: true)
-            for i in 0..<12 {
-                var planar = [UInt8](repeating: 0, count: 3 * 20 * 20)
-                for ch in 0..<3 { for j in 0..<400 { planar[ch * 400 + j] = UInt8(ch == c ? 150 + Int(g.next() % 100) : Int(g.next() % 90)) } }
-                try ImageWriter.writePNG(planar: planar, channels: 3, height: 20, width: 20, to: "\(root)/\(name)/\(i).png")
+            for i in 0..<perClass {
+                var px = [UInt8](repeating: 0, count: width * height * 3)   // interleaved
+                for j in 0..<(width * height) { for ch in 0..<3 { px[3 * j + ch] = UInt8(ch == c ? 150 + Int(g.next() % 100) : Int(g.next() % 90)) } }
+                if jpeg {
+                    let bytes = try ImageWriter.encodeJPEG(interleaved: px, width: width, height: height, pixels: .rgb)
+                    _ = FileManager.default.createFile(atPath: "\(root)/\(name)/leaf \(i).jpg", contents: Data(bytes))
+                } else {
+                    let planar = (0..<(3 * width * height)).map { px[3 * ($0 % (width * height)) + $0 / (width * height)] }
+                    try ImageWriter.writePNG(planar: planar, channels: 3, height: height, width: width, to: "\(root)/\(name)/\(i).png")
+                }
             }
         }
         return root
@@ -86,6 +94,36 @@ import SproutData
         FileManager.default.createFile(atPath: dir.file("notes.png"), contents: Data("hello".utf8))
         let undecodable = try sprout(["predict", run, dir.file("notes.png")])
         #expect(undecodable.status != 0 && undecodable.stderr.contains("cannot decode image"))
+    }
+
+    /// A photo model on a JPEG folder with a truncated file: streamed training, the bad file
+    /// named and counted (or, with --skip-bad-images false, an error naming it), the photo
+    /// view in predict, a pack trained on as a folder is.
+    @Test(.enabled(if: binaryBuilt, notBuilt)) func photoModelsStreamAFolderAndAPack() throws {
+        let dir = TemporaryDirectory()
+        let root = try photoFolder(dir, name: "plants", classes: ["fern", "ivy", "moss"], perClass: 8, width: 80, height: 60,
+                                   jpeg: true, seed: 7)
+        let good = try Data(contentsOf: URL(fileURLWithPath: root + "/ivy/leaf 0.jpg"))
+        _ = FileManager.default.createFile(atPath: root + "/ivy/broken.jpg", contents: good.prefix(good.count / 2))
+        let common = ["--dataset", "folder", "--model", "mobilenet-v2", "--width", "0.25", "--image-size", "32", "--steps", "3",
+                      "--batch-size", "4", "--val-split", "6", "--seed", "2"]
+        let run = dir.file("run")
+        let train = try sprout(["train", "--data-dir", root, "--run-dir", run] + common)
+        #expect(train.status == 0, "train failed: \(train.stderr)")
+        #expect(train.stdout.contains("input [3, 32, 32]") && train.stdout.contains("skipped 1 images") && train.stdout.contains("broken.jpg"),
+                "\(train.stdout)")
+        let predict = try sprout(["predict", run, root + "/moss/leaf 1.jpg", "--json"])
+        #expect(predict.status == 0 && predict.stdout.contains("predictions"), "predict failed: \(predict.stderr)")
+        let strict = try sprout(["train", "--data-dir", root, "--run-dir", dir.file("strict"), "--skip-bad-images", "false"] + common)
+        #expect(strict.status != 0 && strict.stderr.contains("broken.jpg"), "\(strict.stderr)")
+
+        let info = try sprout(["data", "info", root])
+        #expect(info.status == 0 && info.stdout.contains("fern 8, ivy 9, moss 8") && info.stdout.contains("unreadable: 1"), "\(info.stdout)")
+        let pack = dir.file("plants.pack")
+        let packed = try sprout(["data", "pack", root, "--size", "40", "-o", pack])
+        #expect(packed.status == 0 && packed.stdout.contains("24 photos") && packed.stdout.contains("left out 1"), "\(packed.stdout)")
+        let fromPack = try sprout(["train", "--data-dir", pack, "--run-dir", dir.file("packed")] + common)
+        #expect(fromPack.status == 0 && fromPack.stdout.contains("train 18 images"), "\(fromPack.stdout) \(fromPack.stderr)")
     }
 
     @Test(.enabled(if: binaryBuilt, notBuilt)) func userErrorsExitNonZeroWithOneClearLine() throws {
