@@ -117,7 +117,7 @@ public struct PhotoPack: PhotoSource {
             parts = [(train, 0), (try PhotoFolder.index(root: v, classNames: train.classNames), 1)]
         }
         let temporary = output + ".partial"
-        FileManager.default.createFile(atPath: temporary, contents: nil)
+        _ = FileManager.default.createFile(atPath: temporary, contents: nil)
         guard let out = FileHandle(forWritingAtPath: temporary) else { throw DatasetError.unreadable(output, reason: "cannot create") }
         var entries: [Entry] = [], skipped: [String] = []
         var offset = 8
@@ -131,7 +131,7 @@ public struct PhotoPack: PhotoSource {
                     let results = Mutex<[Int: Result<DecodedImage, Error>]>([:])
                     DispatchQueue.concurrentPerform(iterations: n) { k in
                         let i = start + k
-                        let r = Result { try reduced(try ImageDecoder.decode(try folder.encoded(i), channels: 3, atLeast: size,
+                        let r = Result { reduced(try ImageDecoder.decode(try folder.encoded(i), channels: 3, atLeast: size,
                                                                             name: folder.path(of: i)), to: size) }
                         results.withLock { $0[k] = r }
                     }

@@ -94,7 +94,7 @@ public final class JSONLWriter {
 
     public init(path: String) throws {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
         guard let h = FileHandle(forWritingAtPath: path) else { throw CheckpointError.writeFailed(path, reason: "cannot open") }
         h.seekToEndOfFile()
         (self.path, handle) = (path, h)

@@ -154,7 +154,7 @@ public final class Trainer {
             var lossSum = 0.0, seen = 0, localSeen = 0
             var metricTotals: [String: Double] = [:]
             let started = Date()
-            var batches = train.epoch(epoch, startingAt: batchInEpoch).makeIterator()
+            let batches = train.epoch(epoch, startingAt: batchInEpoch).makeIterator()
             var waited = 0.0
             while true {
                 // Time spent waiting for the loader: zero when batches are ready ahead.

@@ -91,7 +91,7 @@ import SproutData
         #expect(resumed.stdout.contains("resumed from") && resumed.stdout.contains("epoch 3/3 done"))
 
         // Bad input: one line on stderr, non-zero exit.
-        FileManager.default.createFile(atPath: dir.file("notes.png"), contents: Data("hello".utf8))
+        _ = FileManager.default.createFile(atPath: dir.file("notes.png"), contents: Data("hello".utf8))
         let undecodable = try sprout(["predict", run, dir.file("notes.png")])
         #expect(undecodable.status != 0 && undecodable.stderr.contains("cannot decode image"))
     }

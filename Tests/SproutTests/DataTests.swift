@@ -44,23 +44,23 @@ import SproutTrain
         let dir = TemporaryDirectory()
         let images = dir.file("img"), labels = dir.file("lab")
         let names = MNIST.digitNames
-        FileManager.default.createFile(atPath: images, contents: Data(idx(magic: 2051, dims: [2, 2, 2], payload: [1, 2, 3, 4, 5, 6, 7, 8])))
-        FileManager.default.createFile(atPath: labels, contents: Data(idx(magic: 2049, dims: [2], payload: [3, 4])))
+        _ = FileManager.default.createFile(atPath: images, contents: Data(idx(magic: 2051, dims: [2, 2, 2], payload: [1, 2, 3, 4, 5, 6, 7, 8])))
+        _ = FileManager.default.createFile(atPath: labels, contents: Data(idx(magic: 2049, dims: [2], payload: [3, 4])))
         let ok = try IDX.load(images: images, labels: labels, classNames: names)
         #expect(ok.count == 2 && ok.labels == [3, 4])
 
-        FileManager.default.createFile(atPath: labels, contents: Data(idx(magic: 2051, dims: [2], payload: [3, 4])))
+        _ = FileManager.default.createFile(atPath: labels, contents: Data(idx(magic: 2051, dims: [2], payload: [3, 4])))
         #expect(throws: DatasetError.badMagic(labels, expected: 2049, found: 2051)) { try IDX.load(images: images, labels: labels, classNames: names) }
 
-        FileManager.default.createFile(atPath: labels, contents: Data(idx(magic: 2049, dims: [2], payload: [3, 12])))
+        _ = FileManager.default.createFile(atPath: labels, contents: Data(idx(magic: 2049, dims: [2], payload: [3, 12])))
         #expect(throws: DatasetError.labelOutOfRange(labels, index: 1, label: 12, classes: 10)) { try IDX.load(images: images, labels: labels, classNames: names) }
 
-        FileManager.default.createFile(atPath: labels, contents: Data(idx(magic: 2049, dims: [3], payload: [3, 4, 5])))
+        _ = FileManager.default.createFile(atPath: labels, contents: Data(idx(magic: 2049, dims: [3], payload: [3, 4, 5])))
         #expect(throws: DatasetError.countMismatch(images: images, labels: labels, imageCount: 2, labelCount: 3)) {
             try IDX.load(images: images, labels: labels, classNames: names)
         }
 
-        FileManager.default.createFile(atPath: images, contents: Data(idx(magic: 2051, dims: [2, 2, 2], payload: [1, 2, 3])))
+        _ = FileManager.default.createFile(atPath: images, contents: Data(idx(magic: 2051, dims: [2, 2, 2], payload: [1, 2, 3])))
         #expect(throws: DatasetError.truncated(images, expectedBytes: 24, foundBytes: 19)) { try IDX.load(images: images, labels: labels, classNames: names) }
 
         #expect(throws: DatasetError.fileNotFound(dir.file("nope"))) { try IDX.load(images: dir.file("nope"), labels: labels, classNames: names) }
@@ -70,7 +70,7 @@ import SproutTrain
         let dir = TemporaryDirectory()
         let original = try Data(contentsOf: URL(fileURLWithPath: RealData.fashionMNIST + "/t10k-labels-idx1-ubyte.gz"))
         let truncated = dir.file("t10k-labels-idx1-ubyte.gz")
-        FileManager.default.createFile(atPath: truncated, contents: original.prefix(original.count / 2))
+        _ = FileManager.default.createFile(atPath: truncated, contents: original.prefix(original.count / 2))
         #expect {
             _ = try readFile(truncated)
         } throws: { error in
@@ -81,7 +81,7 @@ import SproutTrain
         flipped[40] ^= 0xff
         flipped[41] ^= 0xff
         let corrupt = dir.file("corrupt.gz")
-        FileManager.default.createFile(atPath: corrupt, contents: Data(flipped))
+        _ = FileManager.default.createFile(atPath: corrupt, contents: Data(flipped))
         #expect(throws: DatasetError.self) { try readFile(corrupt) }
     }
 
@@ -89,11 +89,11 @@ import SproutTrain
         let dir = TemporaryDirectory()
         var record = [UInt8](repeating: 7, count: 3073)
         record[0] = 11
-        FileManager.default.createFile(atPath: dir.file("test_batch.bin"), contents: Data(record))
+        _ = FileManager.default.createFile(atPath: dir.file("test_batch.bin"), contents: Data(record))
         #expect(throws: DatasetError.labelOutOfRange(dir.file("test_batch.bin"), index: 0, label: 11, classes: 10)) {
             try CIFAR.load10(directory: dir.path, split: .test)
         }
-        FileManager.default.createFile(atPath: dir.file("test_batch.bin"), contents: Data(record.prefix(3000)))
+        _ = FileManager.default.createFile(atPath: dir.file("test_batch.bin"), contents: Data(record.prefix(3000)))
         #expect(throws: DatasetError.truncated(dir.file("test_batch.bin"), expectedBytes: 3073, foundBytes: 3000)) {
             try CIFAR.load10(directory: dir.path, split: .test)
         }
@@ -104,14 +104,14 @@ import SproutTrain
         let dir = TemporaryDirectory()
         var bytes: [UInt8] = []
         for (coarse, fine) in [(3, 42), (19, 99)] { bytes += [UInt8(coarse), UInt8(fine)] + [UInt8](repeating: 9, count: 3072) }
-        FileManager.default.createFile(atPath: dir.file("train.bin"), contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: dir.file("train.bin"), contents: Data(bytes))
         let fine = try CIFAR.load100(directory: dir.path, split: .train)
         let coarse = try CIFAR.load100(directory: dir.path, split: .train, fine: false)
         #expect(fine.labels == [42, 99] && fine.classCount == 100)
         #expect(coarse.labels == [3, 19] && coarse.classCount == 20)
         #expect(fine.pixels.count == 2 * 3072)
         bytes[1] = 100
-        FileManager.default.createFile(atPath: dir.file("train.bin"), contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: dir.file("train.bin"), contents: Data(bytes))
         #expect(throws: DatasetError.labelOutOfRange(dir.file("train.bin"), index: 0, label: 100, classes: 100)) {
             try CIFAR.load100(directory: dir.path, split: .train)
         }
@@ -128,7 +128,7 @@ import SproutTrain
                 try ImageWriter.writePNG(planar: planar, channels: 3, height: 20, width: 40, to: dir.file("\(name)/\(i).png"))
             }
         }
-        FileManager.default.createFile(atPath: dir.file("dogs/broken.jpg"), contents: Data("not an image".utf8))
+        _ = FileManager.default.createFile(atPath: dir.file("dogs/broken.jpg"), contents: Data("not an image".utf8))
         #expect {
             _ = try ImageFolder.load(root: dir.path, size: 16)
         } throws: { error in
@@ -229,8 +229,8 @@ import SproutTrain
         try makeClass(dir.path, "cats", count: 30, colour: 0)
         try makeClass(dir.path, "dogs", count: 10, colour: 1)
         // What a new user has beside the photos: hidden files, notes, a hidden folder.
-        FileManager.default.createFile(atPath: dir.path + "/cats/.DS_Store", contents: Data([1, 2, 3]))
-        FileManager.default.createFile(atPath: dir.path + "/dogs/notes.txt", contents: Data("hi".utf8))
+        _ = FileManager.default.createFile(atPath: dir.path + "/cats/.DS_Store", contents: Data([1, 2, 3]))
+        _ = FileManager.default.createFile(atPath: dir.path + "/dogs/notes.txt", contents: Data("hi".utf8))
         try FileManager.default.createDirectory(atPath: dir.path + "/.thumbnails", withIntermediateDirectories: true)
         let (all, report) = try ImageFolder.load(root: dir.path, size: 8, skipBadImages: true)
         #expect(all.classNames == ["cats", "dogs"] && all.count == 40 && report.skipped.isEmpty)
@@ -277,7 +277,7 @@ import SproutTrain
         let dir = TemporaryDirectory()
         try makeClass(dir.path, "good", count: 3, colour: 0)
         try FileManager.default.createDirectory(atPath: dir.path + "/broken", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: dir.path + "/broken/a.jpg", contents: Data("not a jpeg".utf8))
+        _ = FileManager.default.createFile(atPath: dir.path + "/broken/a.jpg", contents: Data("not a jpeg".utf8))
         #expect(throws: DatasetError.emptyClass(dir.path + "/broken")) {
             _ = try ImageFolder.load(root: dir.path, size: 8, skipBadImages: true)
         }
