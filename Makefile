@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV ?= $(HOME)/.cache/sprout-venv
 TORCH_VERSION ?= 2.13.0+cpu
 
-.PHONY: all build release test demo deps demo-deps fixtures bench bench-ops venv clean
+.PHONY: all build release test demo deps demo-deps fixtures bench bench-photo bench-ops venv clean
 
 all: build
 
@@ -72,6 +72,10 @@ fixtures: venv
 BENCH_ARGS ?= --rounds 3 --threads 2
 bench: release venv
 	$(PYTHON) benchmarks/peer_bench.py --python $(VENV)/bin/python $(BENCH_ARGS)
+
+# The 224-px zoo (resnet18/50, mobilenet-v2, efficientnet-lite0) at batch 32 against PyTorch.
+bench-photo: release venv
+	$(PYTHON) benchmarks/peer_bench.py --python $(VENV)/bin/python --suite photo --rounds 2 --threads 2 --no-scaling
 
 clean:
 	rm -rf .build

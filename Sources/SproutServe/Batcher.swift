@@ -98,9 +98,9 @@ public final class Batcher: @unchecked Sendable {
 
     private func process(_ batch: [Pending], slot: ModelSlot) {
         let version = slot.current
-        let p = version.manifest.preprocessing
+        let shape = version.classifier.preprocessedShape
         let images = ImageDataset(pixels: batch.flatMap(\.pixels), labels: [Int32](repeating: 0, count: batch.count),
-                                  channels: p.channels, height: p.resize, width: p.resize,
+                                  channels: shape[0], height: shape[1], width: shape[2],
                                   classNames: version.manifest.classNames, source: "request")
         let probs = version.classifier.probabilities(images).scalars
         do {

@@ -45,7 +45,8 @@ public final class InferenceService: @unchecked Sendable {
         let m = v.manifest
         var object: [String: Any] = [
             "name": slot.name, "version": v.step, "model": m.model.name, "classes": m.classNames,
-            "input_size": ["channels": m.preprocessing.channels, "height": m.preprocessing.resize, "width": m.preprocessing.resize],
+            "input_size": ["channels": v.classifier.preprocessedShape[0], "height": v.classifier.preprocessedShape[1],
+                           "width": v.classifier.preprocessedShape[2]],
             "model_input": m.model.inputShape, "preprocessing": m.preprocessing.normalization.rawValue,
         ]
         if let e = slot.lastReloadError { object["last_reload_error"] = e }
@@ -76,10 +77,10 @@ public final class InferenceService: @unchecked Sendable {
             image = file
         }
         if image.isEmpty { return .error(400, "empty body: send PNG or JPEG bytes, or a multipart/form-data upload") }
-        let p = slot.current.manifest.preprocessing
         let pixels: [UInt8]
         do {
-            pixels = try ImageFolder.decodeImage(bytes: image, size: p.resize, channels: p.channels, name: "request body")
+            // The classifier's own preprocessing: the view the model was evaluated on.
+            pixels = try slot.current.classifier.preprocess(bytes: image, name: "request body").pixels
         } catch {
             return .error(400, "\(error)")
         }
@@ -104,8 +105,8 @@ public final class InferenceService: @unchecked Sendable {
     /// [height][width] for one channel), or {"b64": base64 PNG/JPEG bytes}.
     public func predict(_ name: String, body: [UInt8]) async -> APIResponse {
         guard let slot = slots[name] else { return unknown(name) }
-        let p = slot.current.manifest.preprocessing
-        let (h, w, c) = (p.resize, p.resize, p.channels)
+        let classifier = slot.current.classifier
+        let (c, h, w) = (classifier.preprocessedShape[0], classifier.preprocessedShape[1], classifier.preprocessedShape[2])
         let expected = "{\"instances\": [...]} with each instance [\(h)][\(w)]\(c > 1 ? "[\(c)]" : "") pixel values 0-255, or {\"b64\": \"<base64 PNG/JPEG>\"}"
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
               let instances = object["instances"] as? [Any], !instances.isEmpty else {
@@ -115,7 +116,7 @@ public final class InferenceService: @unchecked Sendable {
         for (i, instance) in instances.enumerated() {
             if let dict = instance as? [String: Any], let b64 = dict["b64"] as? String {
                 guard let bytes = Data(base64Encoded: b64) else { return .error(400, "instance \(i): b64 is not base64") }
-                do { images.append(try ImageFolder.decodeImage(bytes: [UInt8](bytes), size: h, channels: c, name: "instance \(i)")) }
+                do { images.append(try classifier.preprocess(bytes: [UInt8](bytes), name: "instance \(i)").pixels) }
                 catch { return .error(400, "instance \(i): \(error)") }
             } else if let planar = Self.pixels(instance, height: h, width: w, channels: c) {
                 images.append(planar)

@@ -20,6 +20,13 @@ public final class ImageClassifier: @unchecked Sendable {
         model.eval()
     }
 
+    /// The shape `preprocess` gives, [C, H, W]: the model's input for photo models (their
+    /// view is resampled once to it), else the channels at `resize`×`resize` (cropped later).
+    public var preprocessedShape: [Int] {
+        let p = manifest.preprocessing
+        return p.photo == true ? [3, manifest.model.inputShape[1], manifest.model.inputShape[2]] : [p.channels, p.resize, p.resize]
+    }
+
     /// Decodes and preprocesses encoded image bytes to the model's input [C, H, W].
     public func preprocess(bytes: [UInt8], name: String = "image") throws -> ImageDataset {
         let p = manifest.preprocessing

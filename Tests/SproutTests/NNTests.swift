@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import SproutNN
 import SproutTensor
+import Synchronization
 
 @Suite struct LayerTests {
     @Test func tfTutorialNetHasItsParameterCount() throws {
@@ -301,5 +302,23 @@ import SproutTensor
         let (_, grads) = valueWithGradient(of: layer) { m in (m(x) * m(x)).sum() }
         let (_, rowGrads) = valueWithGradient(of: layer) { m in (m(x.reshaped(to: [10, 4])) * m(x.reshaped(to: [10, 4]))).sum() }
         #expect(grads.tensors.map(\.scalars) == rowGrads.tensors.map(\.scalars))
+    }
+}
+
+/// `GlobalRandom.withSeed`: a model built inside gets the weights of `seedEverything(seed)`
+/// alone, while other threads draw from the process-wide generator.
+@Suite struct ScopedSeedTests {
+    @Test func aScopedSeedIgnoresOtherDrawsAndMatchesTheGlobalStream() {
+        let stop = Atomic<Bool>(false)
+        let noisy = Thread { while !stop.load(ordering: .relaxed) { _ = GlobalRandom.nextSeed() } }
+        noisy.start()
+        let a = GlobalRandom.withSeed(9) { Linear(inFeatures: 50, outFeatures: 40) }.weight.value.scalars
+        let b = GlobalRandom.withSeed(9) { Linear(inFeatures: 50, outFeatures: 40) }.weight.value.scalars
+        stop.store(true, ordering: .relaxed)
+        #expect(a == b)
+        var g = SeededGenerator(seed: 9)
+        let bound = 1 / Float(50).squareRoot()
+        let expected = Tensor.uniform([40, 50], low: -bound, high: bound, generator: &g).scalars
+        #expect(a == expected, "the stream seedEverything(9) starts")
     }
 }

@@ -9,10 +9,14 @@ import SproutTensor
 @testable import SproutTrain
 
 /// A run directory with an `mlp` checkpoint on 8×8 colour images of three classes.
-func servedRun(_ dir: TemporaryDirectory, name: String = "shapes", steps: [Int] = [10]) throws -> String {
+/// With `photo`, a mobilenet-v2 ×0.25 on 32-px photo views (resize 37, ImageNet statistics).
+func servedRun(_ dir: TemporaryDirectory, name: String = "shapes", steps: [Int] = [10], photo: Bool = false) throws -> String {
     let run = dir.file(name)
-    let spec = ModelSpec(name: "mlp", inputShape: [3, 8, 8], classes: 3)
-    let prep = PreprocessingSpec(normalization: .unit, resize: 8, channels: 3)
+    let spec = photo ? ModelSpec(name: "mobilenet-v2", inputShape: [3, 32, 32], classes: 3, width: 0.25)
+                     : ModelSpec(name: "mlp", inputShape: [3, 8, 8], classes: 3)
+    let prep = photo ? PreprocessingSpec(normalization: .meanStd, mean: Zoo.InputPreparation.imageNetMean,
+                                         std: Zoo.InputPreparation.imageNetStd, resize: 37, channels: 3, photo: true)
+                     : PreprocessingSpec(normalization: .unit, resize: 8, channels: 3)
     let ckpts = CheckpointDirectory((run as NSString).appendingPathComponent("checkpoints"))
     for step in steps {
         try ckpts.save(model: try spec.build(), optimizer: nil, ema: nil, manifest: CheckpointManifest(
@@ -97,6 +101,23 @@ func testImage(_ format: ImageWriter.Format, size: Int = 12, seed: UInt64 = 1) -
             #expect(text.contains("sprout_model_version{model=\"shapes\"} 10") && text.contains("sprout_batch_size_count"))
             let page = try client.get("/")
             #expect(page.status == 200 && page.headers["content-type"]?.hasPrefix("text/html") == true)
+        }
+    }
+
+    /// A 224-px-style photo model behind the API: the request is decoded to the same view as
+    /// evaluation (the classifier's own), batched and answered like any other.
+    @Test func aPhotoModelIsServedWithItsPhotoView() async throws {
+        let dir = TemporaryDirectory()
+        let run = try servedRun(dir, name: "plants", photo: true)
+        let classifier = ImageClassifier(checkpoint: try RunDirectory(run).load().checkpoint)
+        let jpeg = try ImageWriter.encodeJPEG(interleaved: (0..<(90 * 60 * 3)).map { UInt8($0 % 251) }, width: 90, height: 60, pixels: .rgb)
+        let direct = try classifier.classify(bytes: jpeg, topK: 3)
+        try await withServer(run) { client in
+            let r = try client.post("/v1/models/plants:classify?k=3", headers: ["Content-Type": "image/jpeg"], body: jpeg)
+            #expect(r.status == 200, "\(r.text)")
+            let object = try JSONSerialization.jsonObject(with: Data(r.text.utf8)) as? [String: Any]
+            let predictions = object?["predictions"] as? [[String: Any]] ?? []
+            #expect(predictions.map { $0["label"] as? String ?? "" } == direct.map(\.label), "\(r.text)")
         }
     }
 

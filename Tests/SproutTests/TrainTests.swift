@@ -8,12 +8,13 @@ import SproutTensor
 
 @Suite struct CheckpointTests {
     func model() -> any Layer {
-        seedEverything(11)
-        return Sequential {
-            Conv2D(inChannels: 1, outChannels: 3, kernelSize: 3)
-            BatchNorm2D(features: 3)
-            Flatten()
-            Linear(inFeatures: 3 * 6 * 6, outFeatures: 4)
+        GlobalRandom.withSeed(11) {
+            Sequential {
+                Conv2D(inChannels: 1, outChannels: 3, kernelSize: 3)
+                BatchNorm2D(features: 3)
+                Flatten()
+                Linear(inFeatures: 3 * 6 * 6, outFeatures: 4)
+            }
         }
     }
 
@@ -155,12 +156,14 @@ import SproutTensor
             print("Fashion-MNIST not installed: learning test runs on a generated dataset")
             (train, test) = bandsDataset(count: 900, size: 28).splittingLast(300)
         }
-        seedEverything(21)
-        let model = Sequential {
-            Conv2D(inChannels: 1, outChannels: 8, kernelSize: 3, stride: 2, padding: .same); ReLU()
-            Conv2D(inChannels: 8, outChannels: 16, kernelSize: 3, stride: 2, padding: .same); ReLU()
-            GlobalAvgPool()
-            Linear(inFeatures: 16, outFeatures: train.classCount)
+        // Its own generator: concurrent tests drawing from the global one would change the weights.
+        let model = GlobalRandom.withSeed(21) {
+            Sequential {
+                Conv2D(inChannels: 1, outChannels: 8, kernelSize: 3, stride: 2, padding: .same); ReLU()
+                Conv2D(inChannels: 8, outChannels: 16, kernelSize: 3, stride: 2, padding: .same); ReLU()
+                GlobalAvgPool()
+                Linear(inFeatures: 16, outFeatures: train.classCount)
+            }
         }
         let loader = DataLoader(dataset: train, batchSize: 50, shuffle: true, seed: 1, normalization: .perImageStandardization)
         let eval = DataLoader(dataset: test, batchSize: 100, normalization: .perImageStandardization)
@@ -177,8 +180,7 @@ import SproutTensor
 
     @Test func nonFiniteLossStopsTrainingAndKeepsTheLastGoodCheckpoint() throws {
         let data = bandsDataset(count: 40)
-        seedEverything(3)
-        let model = Sequential { Flatten(); Linear(inFeatures: 64, outFeatures: 4) }
+        let model = GlobalRandom.withSeed(3) { Sequential { Flatten(); Linear(inFeatures: 64, outFeatures: 4) } }
         let trainer = Trainer(model: model, optimizer: SGD(for: model, learningRate: 0.1))
         let dir = TemporaryDirectory()
         let ckpt = CheckpointCallback(directory: CheckpointDirectory(dir.path), everySteps: 1) { t in
@@ -281,8 +283,7 @@ final class Diverge: TrainingCallback {
     /// Per-epoch validation stays plain (one pass); the final one adds the augmented views.
     @Test func onlyTheFinalEvaluationIsAugmented() throws {
         let (train, test) = bandsDataset(count: 60).splittingLast(20)
-        seedEverything(4)
-        let model = Sequential { Flatten(); Linear(inFeatures: 64, outFeatures: train.classCount) }
+        let model = GlobalRandom.withSeed(4) { Sequential { Flatten(); Linear(inFeatures: 64, outFeatures: train.classCount) } }
         let trainer = Trainer(model: model, optimizer: SGD(for: model, learningRate: 0.1))
         trainer.testTimeAugmentation = .flip
         let validation = DataLoader(dataset: test, batchSize: 10, normalization: .perImageStandardization)
@@ -362,8 +363,9 @@ final class Diverge: TrainingCallback {
     }
 
     @Test func aMultiLabelObjectiveTrainsOnItsOwnDataset() throws {
-        seedEverything(4)
-        let model = Sequential { Flatten(); Linear(inFeatures: 64, outFeatures: 16); ReLU(); Linear(inFeatures: 16, outFeatures: 2) }
+        let model = GlobalRandom.withSeed(4) {
+            Sequential { Flatten(); Linear(inFeatures: 64, outFeatures: 16); ReLU(); Linear(inFeatures: 16, outFeatures: 2) }
+        }
         let loader = DataLoader(dataset: HalvesDataset(), batchSize: 16, shuffle: true, seed: 2)
         #expect(loader.batch(epoch: 0, index: 0).targets.count == 16)
         let trainer = Trainer(model: model, optimizer: Adam(for: model, learningRate: 0.01))
