@@ -29,9 +29,12 @@ public enum Zoo {
         /// How its inputs are prepared: what the training run, `predict`, `serve` and the ONNX
         /// metadata use, a property of the model rather than a check of its name.
         public var input = InputPreparation()
+        /// The classifier's parameter-name prefix (e.g. "fc."): what fine-tuning from
+        /// pretrained weights replaces with a head for the new classes.
+        public var head: String?
 
-        init(name: String, summary: String, defaultInput: [Int], input: InputPreparation = InputPreparation()) {
-            (self.name, self.summary, self.defaultInput, self.input) = (name, summary, defaultInput, input)
+        init(name: String, summary: String, defaultInput: [Int], input: InputPreparation = InputPreparation(), head: String? = nil) {
+            (self.name, self.summary, self.defaultInput, self.input, self.head) = (name, summary, defaultInput, input, head)
         }
     }
 
@@ -78,15 +81,15 @@ public enum Zoo {
         Entry(name: "airbench", summary: "airbench94's net: frozen 2×2 whitening, three conv groups 64/256/256, ×1/9 head", defaultInput: [3, 32, 32]),
         Entry(name: "resnet18-cifar", summary: "ResNet-18, CIFAR variant (3×3 stem, no stem pooling)", defaultInput: [3, 32, 32]),
         Entry(name: "resnet18", summary: "ResNet-18 for 224-px photos (torchvision's layers and names)", defaultInput: [3, 224, 224],
-              input: .imageNetPhoto),
+              input: .imageNetPhoto, head: "fc."),
         Entry(name: "resnet34", summary: "ResNet-34 for 224-px photos (torchvision's layers and names)", defaultInput: [3, 224, 224],
-              input: .imageNetPhoto),
+              input: .imageNetPhoto, head: "fc."),
         Entry(name: "resnet50", summary: "ResNet-50 (v1.5, bottlenecks) for 224-px photos (torchvision's names)", defaultInput: [3, 224, 224],
-              input: .imageNetPhoto),
+              input: .imageNetPhoto, head: "fc."),
         Entry(name: "mobilenet-v2", summary: "MobileNetV2 for 224-px photos (torchvision's layers and names; --width)", defaultInput: [3, 224, 224],
-              input: .imageNetPhoto),
+              input: .imageNetPhoto, head: "classifier."),
         Entry(name: "efficientnet-lite0", summary: "EfficientNet-Lite0: B0 without squeeze-excitation, ReLU6 (lukemelas' names)",
-              defaultInput: [3, 224, 224], input: .imageNetPhoto),
+              defaultInput: [3, 224, 224], input: .imageNetPhoto, head: "_fc."),
     ]
 
     public static var names: [String] { entries.map(\.name) }

@@ -47,6 +47,9 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     public var flip: Bool?
     /// Photo models: the side photos are resampled to (nil: the model's default input, 224).
     public var imageSize: Int?
+    /// Weights to start from (a PyTorch .pth or safetensors state dict with the model's
+    /// reference names); the classifier is replaced by a new one for the dataset's classes.
+    public var pretrained: String?
     /// Photo folders: a file that does not decode is left out, named and counted (the
     /// default), or, when false, an error naming it.
     public var skipBadImages: Bool?

