@@ -50,6 +50,9 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     /// Weights to start from (a PyTorch .pth or safetensors state dict with the model's
     /// reference names); the classifier is replaced by a new one for the dataset's classes.
     public var pretrained: String?
+    /// With `pretrained`: train the new head only; the backbone's parameters are frozen and
+    /// its batch norms stay in evaluation mode (so only the head's backward runs).
+    public var freezeBackbone: Bool?
     /// Photo folders: a file that does not decode is left out, named and counted (the
     /// default), or, when false, an error naming it.
     public var skipBadImages: Bool?

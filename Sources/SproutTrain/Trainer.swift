@@ -65,6 +65,9 @@ public final class Trainer {
     public private(set) var history: [[String: Double]] = []
     /// Images per second over the last epoch's training steps.
     public private(set) var imagesPerSecond: Double = 0
+    /// Layers kept in evaluation mode while the rest trains: a frozen backbone's batch norms
+    /// normalise with their running statistics and leave them as they are.
+    public var frozenLayers: [any Layer] = []
     /// The share of the last epoch's time spent waiting for the data loader.
     public private(set) var dataWaitFraction: Double = 0
 
@@ -112,6 +115,7 @@ public final class Trainer {
     public func trainStep(_ batch: Batch) throws -> StepResult {
         if let schedule { optimizer.learningRate = schedule.learningRate(at: step) }
         model.train()
+        for layer in frozenLayers { layer.eval() }
         var output = Tensor(0)
         let objective = self.objective
         let (loss, grads) = valueWithGradient(of: model) { m in

@@ -56,6 +56,14 @@ public final class TrainingRun {
             } ?? true
             try PretrainedWeights.apply(tensors, to: model, file: pretrained) { name in !fits && head.map(name.hasPrefix) == true }
         }
+        var frozenLayers: [any Layer] = []
+        if config.freezeBackbone == true {
+            guard let head = Zoo.entry(config.modelName)?.head else {
+                throw RunError.invalid("--freeze-backbone needs a zoo model with a known classifier (resnet18/34/50, mobilenet-v2, efficientnet-lite0)")
+            }
+            for (name, parameter) in model.namedParameters where !name.hasPrefix(head) { parameter.isTrainable = false }
+            model.forEachLayer { if $0 is BatchNorm2D { frozenLayers.append($0) } }
+        }
         let workers = config.loaderWorkers ?? (data.streams ? max(1, Threading.availableCores - 1) : 1)
         let loader = DataLoader(dataset: data.train, batchSize: config.batchSize, shuffle: true, dropLast: true, seed: config.seed,
                                 augmentation: data.augmentation, normalization: data.normalization, cropSize: data.cropSize,
@@ -75,6 +83,7 @@ public final class TrainingRun {
         }
         let (optimizer, schedule) = try makeOptimizer(config, model: model, stepsPerEpoch: loader.batchesPerEpoch)
         let trainer = Trainer(model: model, optimizer: optimizer)
+        trainer.frozenLayers = frozenLayers
         trainer.gradientReducer = distribution?.gradients
         trainer.schedule = schedule
         trainer.objective = Classification(labelSmoothing: config.labelSmoothing)

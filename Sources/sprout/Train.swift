@@ -48,6 +48,7 @@ struct Train: ParsableCommand {
     @Option(help: "Random horizontal flips when augmenting: true or false. Default: on for colour datasets.") var flip: Bool?
     @Option(help: "Photo models (resnet18, mobilenet-v2, …) on a folder: the side photos are resampled to (default 224).") var imageSize: Int?
     @Option(help: "Start from these weights (PyTorch .pth in either format, or safetensors; the model's reference names); the classifier is replaced for the dataset's classes.") var pretrained: String?
+    @Flag(help: "With --pretrained: train only the new classifier; the backbone is frozen, its batch norms in inference mode.") var freezeBackbone = false
     @Option(help: "Photo folders: leave out files that do not decode, naming them and counting them at the end (default true); false makes the first one an error.") var skipBadImages: Bool?
     @Option(help: "Photo models: colour jitter strength when augmenting (brightness, contrast, saturation; e.g. 0.4). Default off.") var colorJitter: Float?
     @Option(help: "Photo models: random rotations of up to this many degrees when augmenting. Default off.") var rotation: Float?
@@ -99,6 +100,7 @@ struct Train: ParsableCommand {
         c.colorJitter = colorJitter ?? c.colorJitter
         c.skipBadImages = skipBadImages ?? c.skipBadImages
         c.pretrained = pretrained ?? c.pretrained
+        if freezeBackbone { c.freezeBackbone = true }
         c.rotation = rotation ?? c.rotation
         c.testTimeAugmentation = tta ?? c.testTimeAugmentation
         if syncBn { c.syncBatchNorm = true }
