@@ -49,13 +49,11 @@ public struct PhotoFolder: PhotoSource {
         guard FileManager.default.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else {
             throw DatasetError.fileNotFound(root)
         }
-        let classes = fixed ?? listDirectory(root, directories: true)
+        let classes = fixed ?? ImageFolder.directories(in: root)
         var labels: [Int32] = [], files: [String] = []
         for (label, name) in classes.enumerated() {
             let dir = (root as NSString).appendingPathComponent(name)
-            let images = listDirectory(dir, directories: false).filter {
-                ImageFolder.extensions.contains(($0 as NSString).pathExtension.lowercased())
-            }
+            let images = ImageFolder.imageNames(in: dir)
             // A class that cannot be learned is an error, not a silently smaller problem; a
             // validation folder may lack a class the training folder has.
             if images.isEmpty && (fixed == nil || FileManager.default.fileExists(atPath: dir)) {
@@ -74,7 +72,7 @@ public struct PhotoFolder: PhotoSource {
 
     public func name(of index: Int) -> String { path(of: index) }
 
-    public func encoded(_ index: Int) throws -> [UInt8] { try readWholeFile(path(of: index)) }
+    public func encoded(_ index: Int) throws -> [UInt8] { try readFile(path(of: index), gunzip: false) }
 
     public func decoded(_ index: Int) throws -> DecodedImage? { nil }
 
@@ -108,31 +106,6 @@ public struct EncodedPhotos: PhotoSource {
     public func subset(indices: [Int]) -> any PhotoSource {
         EncodedPhotos(indices.map { items[$0] }, labels: indices.map { labels[$0] }, classNames: classNames)
     }
-}
-
-/// A file's bytes with one open, fstat and read (the loader reads thousands a second).
-func readWholeFile(_ path: String) throws -> [UInt8] {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else {
-        throw errno == ENOENT ? DatasetError.fileNotFound(path) : DatasetError.unreadable(path, reason: String(cString: strerror(errno)))
-    }
-    defer { close(fd) }
-    var st = stat()
-    guard fstat(fd, &st) == 0 else { throw DatasetError.unreadable(path, reason: String(cString: strerror(errno))) }
-    let size = Int(st.st_size)
-    var failure: Int32 = 0
-    let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-        var done = 0
-        while done < size {
-            let n = read(fd, buffer.baseAddress! + done, size - done)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { failure = n < 0 ? errno : 0; break }
-            done += n
-        }
-        count = done
-    }
-    if failure != 0 { throw DatasetError.unreadable(path, reason: String(cString: strerror(failure))) }
-    return bytes
 }
 
 /// Visible entries of a directory, sorted by name: subdirectories or regular files (links

@@ -156,19 +156,16 @@ public enum ImageFolder {
     }
 
     /// Visible subdirectories, sorted by name.
-    public static func directories(in path: String) -> [String] {
-        let fm = FileManager.default
-        return ((try? fm.contentsOfDirectory(atPath: path)) ?? []).filter {
-            var d: ObjCBool = false
-            return !$0.hasPrefix(".") && fm.fileExists(atPath: (path as NSString).appendingPathComponent($0), isDirectory: &d) && d.boolValue
-        }.sorted()
-    }
+    public static func directories(in path: String) -> [String] { listDirectory(path, directories: true) }
 
     /// The image files of one class folder, sorted (hidden and non-image files left out).
     public static func imageFiles(in dir: String) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
-            .filter { !$0.hasPrefix(".") && extensions.contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
-            .map { (dir as NSString).appendingPathComponent($0) }
+        imageNames(in: dir).map { (dir as NSString).appendingPathComponent($0) }
+    }
+
+    /// The image file names of one class folder, sorted.
+    static func imageNames(in dir: String) -> [String] {
+        listDirectory(dir, directories: false).filter { extensions.contains(($0 as NSString).pathExtension.lowercased()) }
     }
 
     public static func load(root: String, size: Int, channels: Int = 3, skipBadImages: Bool = false,

@@ -86,6 +86,17 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
         }
     }
 
+    /// Images `--val-split` asks to hold out of `count` (a count, or a share rounded), if any.
+    func requestedValidationCount(of count: Int) -> Int? {
+        validationSplit ?? validationFraction.map { Int((Double(count) * $0).rounded()) }
+    }
+
+    static func checkHoldOut(_ n: Int, of count: Int) throws {
+        guard n > 0 && n < count else {
+            throw RunError.invalid("--val-split holds out \(n) of \(count) images; it must be between 1 and \(count - 1)")
+        }
+    }
+
     /// The data directory: --data-dir, else where the dataset installs itself.
     public func dataDirectory() throws -> String {
         guard let dir = dataDir ?? dataset.defaultDirectory else {
@@ -137,11 +148,9 @@ public struct RunData {
             }
         }
         var validation: ImageDataset, validationName: String
-        let requested = config.validationSplit ?? config.validationFraction.map { Int((Double(train.count) * $0).rounded()) }
+        let requested = config.requestedValidationCount(of: train.count)
         func holdOut(_ n: Int) throws {
-            guard n > 0 && n < train.count else {
-                throw RunError.invalid("--val-split holds out \(n) of \(train.count) images; it must be between 1 and \(train.count - 1)")
-            }
+            try RunConfiguration.checkHoldOut(n, of: train.count)
             if config.dataset == .folder {
                 (train, validation) = train.stratifiedSplit(validationCount: n, seed: config.seed)
                 validationName = "val (\(n) training images, every class its share)"
@@ -213,11 +222,9 @@ extension RunData {
             held = PhotoDataset(source: try PhotoFolder.index(root: v, classNames: folder.classNames), size: side)
         }
         }
-        let requested = config.validationSplit ?? config.validationFraction.map { Int((Double(train.count) * $0).rounded()) }
+        let requested = config.requestedValidationCount(of: train.count)
         if let n = requested ?? (held == nil ? min(5000, train.count / 10) : nil) {
-            guard n > 0 && n < train.count else {
-                throw RunError.invalid("--val-split holds out \(n) of \(train.count) images; it must be between 1 and \(train.count - 1)")
-            }
+            try RunConfiguration.checkHoldOut(n, of: train.count)
             (train, validation) = train.stratifiedSplit(validationCount: n, seed: config.seed)
             validationName = "val (\(n) training images, every class its share)"
         } else {
