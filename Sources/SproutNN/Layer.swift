@@ -85,6 +85,15 @@ extension Layer {
     /// Evaluation mode (running statistics, dropout off) for the whole tree.
     public func eval() { setTraining(false) }
 
+    /// Every layer of the tree with its dotted path ("" for this one), parents first.
+    public var namedLayers: [(name: String, layer: any Layer)] {
+        var result: [(name: String, layer: any Layer)] = [("", self)]
+        for (childName, child) in children {
+            result += child.namedLayers.map { ($0.name.isEmpty ? childName : "\(childName).\($0.name)", $0.layer) }
+        }
+        return result
+    }
+
     /// Calls `body` with this layer and every layer below it, parents first.
     public func forEachLayer(_ body: (any Layer) -> Void) {
         body(self)

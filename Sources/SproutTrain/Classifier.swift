@@ -14,10 +14,34 @@ public final class ImageClassifier: @unchecked Sendable {
         public let probability: Double
     }
 
-    public init(checkpoint: LoadedCheckpoint) {
-        model = checkpoint.model
-        manifest = checkpoint.manifest
+    public convenience init(checkpoint: LoadedCheckpoint) {
+        self.init(model: checkpoint.model, manifest: checkpoint.manifest)
+    }
+
+    public init(model: any Layer, manifest: CheckpointManifest) {
+        self.model = model
+        self.manifest = manifest
         model.eval()
+    }
+
+    /// A zoo photo model with a published state dict as it is, classifier included (ImageNet's
+    /// 1,000 classes for the catalogue's weights), preprocessed as the weights expect: the
+    /// shorter side to 256, the centre 224 square, the model's normalisation.
+    public static func pretrained(model name: String, weights file: String, classNames: [String] = imageNetClassNames,
+                                  width: Float = 1) throws -> ImageClassifier {
+        guard let entry = Zoo.entry(name), entry.input.photo else {
+            throw RunError.invalid("--pretrained without a run directory needs a 224-px zoo model (resnet18/34/50, mobilenet-v2, efficientnet-lite0), not '\(name)'")
+        }
+        let spec = ModelSpec(name: name, inputShape: entry.defaultInput, classes: classNames.count, width: width)
+        let model = try spec.build()
+        try PretrainedWeights.apply(try PretrainedWeights.read(file), to: model, file: file)
+        var (mean, std) = (Zoo.InputPreparation.imageNetMean, Zoo.InputPreparation.imageNetStd)
+        if case let .fixedMeanStd(m, s) = entry.input.normalization { (mean, std) = (m, s) }
+        let side = entry.defaultInput[1]
+        let preprocessing = PreprocessingSpec(normalization: .meanStd, mean: mean, std: std, resize: side * 256 / 224, channels: 3, photo: true)
+        let manifest = CheckpointManifest(step: 0, epoch: 0, batchInEpoch: 0, model: spec, classNames: classNames, preprocessing: preprocessing,
+                                          metrics: [:], hasEMA: false, weightsFile: file, stateFile: "", config: ["pretrained": file])
+        return ImageClassifier(model: model, manifest: manifest)
     }
 
     /// The shape `preprocess` gives, [C, H, W]: the model's input for photo models (their
@@ -43,10 +67,18 @@ public final class ImageClassifier: @unchecked Sendable {
 
     /// Class probabilities [n, classes] for already decoded images.
     public func probabilities(_ images: ImageDataset) -> Tensor {
+        softmax(logits(inputs(images)), alongAxis: 1)
+    }
+
+    /// The network's input [n, C, H, W] for decoded images: cropped and normalised as in training.
+    public func inputs(_ images: ImageDataset) -> Tensor {
         let loader = evaluationLoader(images, preprocessing: manifest.preprocessing, modelInput: manifest.model.inputShape,
                                       batchSize: max(1, images.count))
-        return withoutGradient { softmax(model(loader.batch(epoch: 0, index: 0).images), alongAxis: 1) }
+        return loader.batch(epoch: 0, index: 0).images
     }
+
+    //   inputs: [n, C, H, W] → logits [n, classes]
+    public func logits(_ inputs: Tensor) -> Tensor { withoutGradient { model(inputs) } }
 
     public func classify(bytes: [UInt8], topK: Int = 5, name: String = "image") throws -> [Prediction] {
         let probs = probabilities(try preprocess(bytes: bytes, name: name))

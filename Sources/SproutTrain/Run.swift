@@ -53,6 +53,15 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     /// With `pretrained`: train the new head only; the backbone's parameters are frozen and
     /// its batch norms stay in evaluation mode (so only the head's backward runs).
     public var freezeBackbone: Bool?
+    /// With `pretrained`: train the classifier and the backbone's last N blocks (0 is
+    /// `freezeBackbone`); the blocks below stay frozen, their batch norms in evaluation mode.
+    public var unfreezeLastBlocks: Int?
+    /// With `pretrained`: the backbone's learning rate as a fraction of the classifier's
+    /// (full fine-tuning usually moves pretrained filters less than the new head).
+    public var backboneLearningRateScale: Float?
+    /// With a frozen backbone: compute its features once and train the classifier on them
+    /// (nil: on). False runs the backbone on every augmented batch instead.
+    public var cacheFeatures: Bool?
     /// Photo folders: a file that does not decode is left out, named and counted (the
     /// default), or, when false, an error naming it.
     public var skipBadImages: Bool?
@@ -179,9 +188,8 @@ public struct RunData {
         case .datasetMeanStd:
             let (mean, std) = train.channelStatistics()
             preprocessing = PreprocessingSpec(normalization: .meanStd, mean: mean, std: std, resize: train.height, channels: train.channels)
-        case .imageNetMeanStd:
-            preprocessing = PreprocessingSpec(normalization: .meanStd, mean: Zoo.InputPreparation.imageNetMean,
-                                              std: Zoo.InputPreparation.imageNetStd, resize: train.height, channels: train.channels)
+        case let .fixedMeanStd(mean, std):
+            preprocessing = PreprocessingSpec(normalization: .meanStd, mean: mean, std: std, resize: train.height, channels: train.channels)
         }
         let croppedRandomly = crop != nil
         let colour = train.channels == 3
@@ -231,8 +239,10 @@ extension RunData {
             validation = held!
             validationName = "val (\((dir as NSString).lastPathComponent)/val)"
         }
-        let preprocessing = PreprocessingSpec(normalization: .meanStd, mean: Zoo.InputPreparation.imageNetMean,
-                                              std: Zoo.InputPreparation.imageNetStd, resize: train.resize, channels: 3, photo: true)
+        // The statistics the model's published weights expect (ImageNet's unless it says otherwise).
+        var (mean, std) = (Zoo.InputPreparation.imageNetMean, Zoo.InputPreparation.imageNetStd)
+        if case let .fixedMeanStd(m, s)? = Zoo.entry(config.modelName)?.input.normalization { (mean, std) = (m, s) }
+        let preprocessing = PreprocessingSpec(normalization: .meanStd, mean: mean, std: std, resize: train.resize, channels: 3, photo: true)
         var augmentation = Augmentation.none
         if config.augment ?? true {
             augmentation = Augmentation.photo.jittered(colour: config.colorJitter ?? 0, rotation: config.rotation ?? 0)

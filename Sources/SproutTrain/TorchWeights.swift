@@ -1,4 +1,5 @@
 import Foundation
+import SproutData
 import SproutTensor
 
 /// PyTorch `.pth` / `.pt` state dicts read without Python and without executing anything:
@@ -37,7 +38,11 @@ public enum TorchWeights {
     // MARK: - Zip format
 
     static func loadZip(_ bytes: [UInt8], name: String) throws -> [(name: String, tensor: Tensor)] {
-        let entries = try ZipDirectory(bytes, name: name)
+        do { return try loadArchive(try ZipArchive(bytes, name: name), name: name) }
+        catch let failure as ZipArchive.Failure { throw Failure.malformed(name, reason: failure.reason) }
+    }
+
+    static func loadArchive(_ entries: ZipArchive, name: String) throws -> [(name: String, tensor: Tensor)] {
         guard let pickleName = entries.names.first(where: { $0.hasSuffix("/data.pkl") || $0 == "data.pkl" }) else {
             throw Failure.malformed(name, reason: "no data.pkl in the archive")
         }

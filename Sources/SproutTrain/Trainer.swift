@@ -190,6 +190,7 @@ public final class Trainer {
                 logs["train/images_per_second"] = imagesPerSecond
                 dataWaitFraction = waited / max(Date().timeIntervalSince(started), 1e-9)
                 logs["train/data_wait_fraction"] = dataWaitFraction
+                logs["train/epoch_seconds"] = Date().timeIntervalSince(started)
             }
             if finished, let validation {
                 // Test-time augmentation costs several passes, so only the final evaluation

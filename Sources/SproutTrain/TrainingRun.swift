@@ -32,6 +32,14 @@ public final class TrainingRun {
     public let validationLoader: DataLoader
     public let checkpoints: CheckpointCallback
     public let rank: Int, ranks: Int
+    /// With a frozen backbone: the feature caches the classifier trains and validates on,
+    /// each with the loader of the images it is computed from (empty otherwise).
+    public let featureSources: [(cache: FeatureCache, images: DataLoader)]
+
+    /// Images that did not load, over every loader of the run.
+    public var loaderFailures: [String] {
+        trainLoader.failures + validationLoader.failures + featureSources.flatMap { $0.images.failures }
+    }
 
     /// Reads the data and builds everything; writes nothing yet.
     public init(configuration config: RunConfiguration, directory: RunDirectory, distribution: Distribution? = nil) throws {
@@ -47,32 +55,65 @@ public final class TrainingRun {
         if let pretrained = config.pretrained {
             // The backbone from the file; the head stays new (other classes), unless the file's
             // head fits the dataset's classes exactly.
-            let tensors = try PretrainedWeights.read(pretrained)
+            let file = try WeightCatalog.resolve(pretrained)
+            let tensors = try PretrainedWeights.read(file)
             let head = Zoo.entry(config.modelName)?.head
             let fits = head.map { h in
                 tensors.filter { $0.name.hasPrefix(h) }.allSatisfy { t in
                     model.namedParameters.first { $0.name == t.name }?.parameter.shape == t.tensor.shape
                 }
             } ?? true
-            try PretrainedWeights.apply(tensors, to: model, file: pretrained) { name in !fits && head.map(name.hasPrefix) == true }
+            try PretrainedWeights.apply(tensors, to: model, file: file) { name in !fits && head.map(name.hasPrefix) == true }
         }
+        // Transfer learning: which parts train, and whether the frozen backbone's features are
+        // computed once instead of on every batch.
         var frozenLayers: [any Layer] = []
-        if config.freezeBackbone == true {
-            guard let head = Zoo.entry(config.modelName)?.head else {
-                throw RunError.invalid("--freeze-backbone needs a zoo model with a known classifier (resnet18/34/50, mobilenet-v2, efficientnet-lite0)")
+        var trainedModel: any Layer = model
+        var featureSources: [(cache: FeatureCache, images: DataLoader)] = []
+        let unfreeze = config.freezeBackbone == true ? 0 : config.unfreezeLastBlocks
+        let transfer = model as? any TransferableClassifier
+        if (unfreeze != nil || config.backboneLearningRateScale != nil) && transfer == nil {
+            throw RunError.invalid("--freeze-backbone, --unfreeze-last and --backbone-lr-scale need a zoo model with a known classifier (resnet18/34/50, mobilenet-v2, efficientnet-lite0)")
+        }
+        if let transfer, let scale = config.backboneLearningRateScale {
+            for (name, parameter) in model.namedParameters where !name.hasPrefix(transfer.headPrefix) {
+                parameter.learningRateScale = (parameter.learningRateScale ?? 1) * scale
             }
-            for (name, parameter) in model.namedParameters where !name.hasPrefix(head) { parameter.isTrainable = false }
-            model.forEachLayer { if $0 is BatchNorm2D { frozenLayers.append($0) } }
         }
         let workers = config.loaderWorkers ?? (data.streams ? max(1, Threading.availableCores - 1) : 1)
-        let loader = DataLoader(dataset: data.train, batchSize: config.batchSize, shuffle: true, dropLast: true, seed: config.seed,
+        var loader = DataLoader(dataset: data.train, batchSize: config.batchSize, shuffle: true, dropLast: true, seed: config.seed,
                                 augmentation: data.augmentation, normalization: data.normalization, cropSize: data.cropSize,
                                 prefetch: data.streams ? 3 : 4, workers: workers)
+        var validation = evaluationLoader(data.validation, preprocessing: data.preprocessing, modelInput: data.modelInput,
+                                          workers: max(workers, Threading.count))
+        if let transfer, let unfreeze {
+            let trained = [transfer.headPrefix] + transfer.prefixes(ofLastBlocks: unfreeze)
+            func isTrained(_ name: String) -> Bool { trained.contains { name.hasPrefix($0) } }
+            for (name, parameter) in model.namedParameters where !isTrained(name) { parameter.isTrainable = false }
+            for (name, layer) in model.namedLayers where layer is BatchNorm2D && !isTrained(name + ".") { frozenLayers.append(layer) }
+            if unfreeze == 0 && config.cacheFeatures != false {
+                // Every image's features once, in its evaluation view (and mirrored when the
+                // run flips); the classifier then trains on those.
+                let trainCache = FeatureCache(images: data.train, featureCount: transfer.featureCount,
+                                              mirrored: data.augmentation.horizontalFlip)
+                let validationCache = FeatureCache(images: data.validation, featureCount: transfer.featureCount, mirrored: false)
+                let imageWorkers = max(workers, Threading.count)
+                featureSources = [
+                    (trainCache, evaluationLoader(data.train, preprocessing: data.preprocessing, modelInput: data.modelInput, batchSize: 32,
+                                                  workers: imageWorkers)),
+                    (validationCache, evaluationLoader(data.validation, preprocessing: data.preprocessing, modelInput: data.modelInput,
+                                                       batchSize: 32, workers: imageWorkers)),
+                ]
+                trainedModel = ClassifierOnFeatures(transfer)
+                loader = DataLoader(dataset: trainCache, batchSize: config.batchSize, shuffle: true, dropLast: true, seed: config.seed,
+                                    normalization: .unit)
+                validation = DataLoader(dataset: validationCache, batchSize: 500, normalization: .unit)
+            }
+        }
         loader.shard = (rank, ranks)
         loader.skipFailures = config.skipBadImages ?? true
-        let validation = evaluationLoader(data.validation, preprocessing: data.preprocessing, modelInput: data.modelInput,
-                                          workers: max(workers, Threading.count))
         validation.skipFailures = config.skipBadImages ?? true
+        for source in featureSources { source.images.skipFailures = config.skipBadImages ?? true }
         if let initializable = model as? any TrainingDataInitializable {
             let sample = DataLoader(dataset: data.train, batchSize: min(data.streams ? 256 : 5000, data.train.count),
                                     normalization: data.normalization)
@@ -82,14 +123,14 @@ public final class TrainingRun {
             model.forEachLayer { ($0 as? BatchNorm2D)?.statisticsReducer = statistics }
         }
         let (optimizer, schedule) = try makeOptimizer(config, model: model, stepsPerEpoch: loader.batchesPerEpoch)
-        let trainer = Trainer(model: model, optimizer: optimizer)
+        let trainer = Trainer(model: trainedModel, optimizer: optimizer)
         trainer.frozenLayers = frozenLayers
         trainer.gradientReducer = distribution?.gradients
         trainer.schedule = schedule
         trainer.objective = Classification(labelSmoothing: config.labelSmoothing)
         trainer.clipNorm = config.clipNorm
         trainer.testTimeAugmentation = config.testTimeAugmentation ?? .none
-        if let decay = config.emaDecay { trainer.ema = ExponentialMovingAverage(model: model, decay: decay) }
+        if let decay = config.emaDecay { trainer.ema = ExponentialMovingAverage(model: trainedModel, decay: decay) }
 
         let classNames = data.train.classNames, preprocessing = data.preprocessing
         let recorded = ["seed": "\(config.seed)", "dataset": config.dataset.rawValue]
@@ -104,6 +145,7 @@ public final class TrainingRun {
             }
         (self.directory, self.configuration, self.data, self.spec, self.model) = (directory, config, data, spec, model)
         (self.trainer, self.trainLoader, self.validationLoader, self.rank, self.ranks) = (trainer, loader, validation, rank, ranks)
+        self.featureSources = featureSources
     }
 
     /// A hash of the configuration, the model's shapes and the data that every rank of a
@@ -126,7 +168,10 @@ public final class TrainingRun {
     /// writing (rank 0).
     @discardableResult
     public func start(resuming: Bool) throws -> (path: String, manifest: CheckpointManifest)? {
-        if rank == 0 { try directory.create(configuration: configuration) }
+        if rank == 0 {
+            try directory.create(configuration: configuration)
+            try writeSplit()
+        }
         var resumed: (String, CheckpointManifest)?
         if resuming {
             let path = try directory.manifestPath(.latest)
@@ -140,6 +185,17 @@ public final class TrainingRun {
             ]
         }
         return resumed
+    }
+
+    /// Photo folders: which files the run trains and validates on (`split.json`, paths as
+    /// the folder lists them), so that another tool can use the very same split.
+    func writeSplit() throws {
+        guard let train = data.train as? PhotoDataset, let validation = data.validation as? PhotoDataset else { return }
+        func names(_ d: PhotoDataset) -> [String] { (0..<d.count).map { d.source.name(of: $0) } }
+        let object: [String: Any] = ["train": names(train), "validation": names(validation), "classes": train.classNames,
+                                     "seed": configuration.seed]
+        let bytes = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        try bytes.write(to: URL(fileURLWithPath: directory.path + "/split.json"), options: .atomic)
     }
 
     /// How a call of `fit` ended.
@@ -158,6 +214,12 @@ public final class TrainingRun {
     /// Trains to the configured number of epochs or steps (rank 0 validates each epoch).
     public func fit() throws -> Outcome {
         let started = Date(), firstStep = trainer.step
+        if let transfer = model as? any TransferableClassifier {
+            for (cache, images) in featureSources where !cache.isComputed {
+                try cache.compute(with: transfer, loader: images)
+                if let error = images.stoppingFailure { throw error }
+            }
+        }
         try trainer.fit(trainLoader, validation: rank == 0 ? validationLoader : nil, epochs: configuration.epochs,
                         maxSteps: configuration.steps)
         let seconds = Date().timeIntervalSince(started)

@@ -8,28 +8,55 @@ struct Predict: ParsableCommand {
         discussion: """
         Example:
           sprout predict runs/demo shoe.png shirt.jpg --top-k 3
+          sprout predict --pretrained efficientnet-lite0 daisy.jpg      (ImageNet classes; sprout weights get efficientnet-lite0 first)
         """)
 
-    @Argument(help: "Run directory written by sprout train.") var runDir: String
-    @Argument(help: "PNG or JPEG files, any size.") var images: [String]
+    @Argument(help: "A run directory written by sprout train, then PNG/JPEG files of any size (with --pretrained: the files only).")
+    var paths: [String]
     @Option(help: "Labels to show per image.") var topK = 5
     @Option(help: "A checkpoint: a manifest (ckpt-….json), a step, best or latest (the default).") var checkpoint: String?
+    @Option(help: "With --pretrained: the zoo model the weights are for (default: the catalogue entry's).") var model: String?
+    @Option(help: "Classify with published weights as they are (ImageNet classes) instead of a run: a name from `sprout weights list` or a file.")
+    var pretrained: String?
     @Flag(help: "Print one JSON object per image.") var json = false
+    @Flag(help: "With --json: add the raw logits (to compare with another framework).") var logits = false
+    @Option(help: "Write each image's network input here as raw little-endian float32 [C, H, W] (IMAGE_NAME.f32): the exact tensor the model saw.")
+    var saveInputs: String?
     @Flag(help: "Use the live weights even when the checkpoint has EMA weights.") var noEma = false
     @OptionGroup var threadOptions: ThreadOptions
 
     func run() throws {
         try threadOptions.apply()
-        guard !images.isEmpty else { throw ValidationError("give at least one image file") }
-        let (loaded, _) = try RunDirectory(runDir).load(.init(checkpoint), useEMA: !noEma)
-        let classifier = ImageClassifier(checkpoint: loaded)
+        let classifier: ImageClassifier
+        var images = paths
+        if let pretrained {
+            guard let name = model ?? WeightCatalog.entry(pretrained)?.model else {
+                throw ValidationError("--pretrained FILE needs --model (the zoo model the weights are for)")
+            }
+            classifier = try ImageClassifier.pretrained(model: name, weights: try WeightCatalog.resolve(pretrained))
+        } else {
+            guard paths.count >= 2 else { throw ValidationError("give a run directory and at least one image file (or --pretrained NAME and images)") }
+            let (loaded, _) = try RunDirectory(paths[0]).load(.init(checkpoint), useEMA: !noEma)
+            classifier = ImageClassifier(checkpoint: loaded)
+            images = Array(paths.dropFirst())
+        }
+        let manifest = classifier.manifest
         var failures = 0
         for path in images {
             do {
-                let predictions = try classifier.classify(path: path, topK: min(topK, loaded.manifest.classNames.count))
+                guard let data = FileManager.default.contents(atPath: path) else { throw DatasetError.fileNotFound(path) }
+                let input = classifier.inputs(try classifier.preprocess(bytes: [UInt8](data), name: path))
+                let output = classifier.logits(input)
+                let predictions = classifier.topPredictions(softmax(output, alongAxis: 1), row: 0, k: min(topK, manifest.classNames.count))
+                if let saveInputs {
+                    try FileManager.default.createDirectory(atPath: saveInputs, withIntermediateDirectories: true)
+                    let bytes = input.scalars.withUnsafeBytes { Data($0) }
+                    try bytes.write(to: URL(fileURLWithPath: saveInputs + "/" + (path as NSString).lastPathComponent + ".f32"))
+                }
                 if json {
-                    let object: [String: Any] = ["image": path, "step": loaded.manifest.step,
+                    var object: [String: Any] = ["image": path, "step": manifest.step,
                                                  "predictions": predictions.map { ["label": $0.label, "probability": $0.probability] }]
+                    if logits { object["logits"] = output.scalars.map { Double($0) } }
                     print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
                 } else {
                     print(path)

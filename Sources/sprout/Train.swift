@@ -48,7 +48,10 @@ struct Train: ParsableCommand {
     @Option(help: "Random horizontal flips when augmenting: true or false. Default: on for colour datasets.") var flip: Bool?
     @Option(help: "Photo models (resnet18, mobilenet-v2, …) on a folder: the side photos are resampled to (default 224).") var imageSize: Int?
     @Option(help: "Start from these weights (PyTorch .pth in either format, or safetensors; the model's reference names); the classifier is replaced for the dataset's classes.") var pretrained: String?
-    @Flag(help: "With --pretrained: train only the new classifier; the backbone is frozen, its batch norms in inference mode.") var freezeBackbone = false
+    @Flag(help: "With --pretrained: train only the new classifier; the backbone is frozen, its batch norms in inference mode, and its features are computed once (see --cache-features).") var freezeBackbone = false
+    @Option(name: .customLong("unfreeze-last"), help: "With --pretrained: train the classifier and the backbone's last N blocks; the blocks below stay frozen.") var unfreezeLast: Int?
+    @Option(name: .customLong("backbone-lr-scale"), help: "With --pretrained: the backbone's learning rate as a fraction of the classifier's (e.g. 0.1).") var backboneLrScale: Float?
+    @Option(help: "With --freeze-backbone: compute the backbone's features once (centre crops, and their mirror images when flipping) and train the classifier on them (default true).") var cacheFeatures: Bool?
     @Option(help: "Photo folders: leave out files that do not decode, naming them and counting them at the end (default true); false makes the first one an error.") var skipBadImages: Bool?
     @Option(help: "Photo models: colour jitter strength when augmenting (brightness, contrast, saturation; e.g. 0.4). Default off.") var colorJitter: Float?
     @Option(help: "Photo models: random rotations of up to this many degrees when augmenting. Default off.") var rotation: Float?
@@ -101,6 +104,11 @@ struct Train: ParsableCommand {
         c.skipBadImages = skipBadImages ?? c.skipBadImages
         c.pretrained = pretrained ?? c.pretrained
         if freezeBackbone { c.freezeBackbone = true }
+        c.unfreezeLastBlocks = unfreezeLast ?? c.unfreezeLastBlocks
+        c.backboneLearningRateScale = backboneLrScale ?? c.backboneLearningRateScale
+        c.cacheFeatures = cacheFeatures ?? c.cacheFeatures
+        if let n = c.unfreezeLastBlocks, n < 0 { throw ValidationError("--unfreeze-last must be 0 or more") }
+        if let s = c.backboneLearningRateScale, !(s >= 0) { throw ValidationError("--backbone-lr-scale must be 0 or more") }
         c.rotation = rotation ?? c.rotation
         c.testTimeAugmentation = tta ?? c.testTimeAugmentation
         if syncBn { c.syncBatchNorm = true }
@@ -205,7 +213,14 @@ struct Train: ParsableCommand {
         print(String(format: "done: %d steps in %@ (%.1f img/s, %.1f%% of the last epoch waiting for data) — %@ accuracy%@ %.4f (top-5 %.4f), loss %.4f",
                      trainer.step, formatDuration(outcome.seconds), outcome.imagesPerSecond, 100 * trainer.dataWaitFraction,
                      data.validationName, views, final.top1, final.top5, final.loss))
-        let failures = run.trainLoader.failures + run.validationLoader.failures
+        if !run.featureSources.isEmpty {
+            let computed = run.featureSources.map(\.cache)
+            let epochs = trainer.history.compactMap { $0["train/epoch_seconds"] }
+            print(String(format: "features: %d training views and %d validation images through the frozen backbone once, in %.1f s; then %d epochs of the classifier alone, %.2f s each",
+                         computed[0].count, computed[1].count, computed.map(\.seconds).reduce(0, +), epochs.count,
+                         epochs.reduce(0, +) / Double(max(epochs.count, 1))))
+        }
+        let failures = run.loaderFailures
         if !failures.isEmpty {
             print("skipped \(failures.count) images that did not load (each replaced by the next one), e.g. \(failures[0])")
         }
