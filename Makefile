@@ -1,6 +1,7 @@
 # Sprout — set-up, build, test, demo.
 #   make test   installs what is missing, builds, runs every test
 #   make demo   installs what is missing, builds (release), runs the main job on a real dataset
+#   make demo-photos PHOTOS=DIR   the plant app: pretrained EfficientNet-Lite0 fine-tuned on a photo folder
 
 SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev libdnnl-dev libstb-dev libturbojpeg0-dev zlib1g-dev pkg-config libopenmpi-dev openmpi-bin
@@ -9,7 +10,7 @@ PYTHON ?= python3
 VENV ?= $(HOME)/.cache/sprout-venv
 TORCH_VERSION ?= 2.13.0+cpu
 
-.PHONY: all build release test demo deps demo-deps fixtures bench bench-photo bench-ops venv clean
+.PHONY: all build release test demo demo-photos deps demo-deps fixtures bench bench-photo bench-ops venv clean
 
 all: build
 
@@ -54,6 +55,20 @@ demo: demo-deps release
 	./.build/release/sprout eval $(DEMO_RUN) --split test
 	./.build/release/sprout data sample /usr/share/datasets/fashion-mnist --split test --index 0 --output $(DEMO_RUN)/sample.png
 	./.build/release/sprout predict $(DEMO_RUN) $(DEMO_RUN)/sample.png --top-k 3
+
+# The plant app on a photo folder (DIR/<class>/*.jpg; default: the 1,000 flower photos beside the
+# checkout, where they exist): fetch the ImageNet weights (SHA-256 checked), train the classifier on
+# the frozen backbone's features, evaluate, predict a held-out photo, and show how to serve it.
+PHOTOS ?= ../shared/data/flowers
+PHOTO_RUN ?= runs/plants
+demo-photos: deps release
+	@test -d "$(PHOTOS)" || { echo "make demo-photos PHOTOS=DIR: a folder of photos with one subfolder per class (DIR/<class>/*.jpg)"; exit 1; }
+	./.build/release/sprout weights get efficientnet-lite0
+	rm -rf $(PHOTO_RUN)
+	./.build/release/sprout train --recipe photos-frozen --data-dir $(PHOTOS) --seed 1 --run-dir $(PHOTO_RUN)
+	./.build/release/sprout eval $(PHOTO_RUN) --split val
+	./.build/release/sprout predict $(PHOTO_RUN) "$$($(PYTHON) -c 'import json,sys; print(json.load(open(sys.argv[1]))["validation"][0])' $(PHOTO_RUN)/split.json)" --top-k 3
+	@echo "serve it:  ./.build/release/sprout serve $(PHOTO_RUN)   then open http://127.0.0.1:8080/"
 
 bench-ops: release
 	./.build/release/sprout bench ops

@@ -129,6 +129,9 @@ def run_torch(a, mode, split):
 
     cfg = MODES[mode]
     model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=a.weights)
+    # The reference code drops residual branches at random while training (drop connect 0.2);
+    # Sprout's EfficientNet-Lite has no stochastic depth, so both train the same network.
+    model._global_params = model._global_params._replace(drop_connect_rate=None)
     model._fc = nn.Linear(model._fc.in_features, len(classes))
     train_paths, val_paths = split["train"], split["validation"]
 
@@ -208,10 +211,17 @@ def main():
     ap.add_argument("--mode", action="append", choices=list(MODES))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--torch-only", metavar="SPROUT_RUN_DIR",
+                    help="run only PyTorch, on the split of this Sprout run (e.g. other --seed values for its variance)")
     ap.add_argument("--out", default="benchmarks/results")
     a = ap.parse_args()
     results = []
     for mode in a.mode or ["frozen", "full"]:
+        if a.torch_only:
+            with open(os.path.join(a.torch_only, "split.json")) as f:
+                t = run_torch(a, mode, json.load(f))
+            print("%-6s  PyTorch (seed %d) %.1f%% in %.1f s" % (mode, a.seed, 100 * t["accuracy"], t["wall_s"]), flush=True)
+            continue
         run_dir = "/tmp/sprout-finetune-%s" % mode
         s = run_sprout(a, mode, run_dir)
         with open(run_dir + "/split.json") as f:
@@ -223,6 +233,8 @@ def main():
         print("%-6s  Sprout %.1f%% in %.1f s   PyTorch %.1f%% in %.1f s   time ratio %.2fx, accuracy %+.1f points"
               % (mode, 100 * s["accuracy"], s["wall_s"], 100 * t["accuracy"], t["wall_s"], row["time_ratio"],
                  100 * row["accuracy_difference"]), flush=True)
+    if a.torch_only:
+        return
     os.makedirs(a.out, exist_ok=True)
     path = os.path.join(a.out, "finetune-%s.json" % time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
     with open(path, "w") as f:

@@ -1,6 +1,7 @@
 /// The page at `/`: choose or drop a photo, see the top-5 with bars and the model's version.
 /// Plain HTML and JavaScript, no external resources (the server may have no internet).
-/// `/?selftest=1` classifies a generated image on load, for the headless-browser check.
+/// `/?selftest=1` classifies a generated image on load, and `/?selftest=URL` the photo at URL
+/// (fetched, then submitted through the same code as a chosen file), for the headless-browser checks.
 enum WebPage {
     static let html = #"""
 <!doctype html>
@@ -14,19 +15,20 @@ enum WebPage {
   h1 { font-size: 1.4rem; } select, input { font: inherit; }
   #drop { border: 2px dashed #7a9a7a; border-radius: 8px; padding: 2rem; text-align: center; margin: 1rem 0; cursor: pointer; }
   #drop.over { background: #eef6ee; }
-  #preview { max-width: 8rem; max-height: 8rem; image-rendering: pixelated; display: block; margin: 0.5rem auto; }
+  #preview { max-width: 16rem; max-height: 16rem; display: block; margin: 0.5rem auto; }
+  #preview.tiny { width: 8rem; image-rendering: pixelated; }
   .row { display: flex; align-items: center; gap: 0.5rem; margin: 0.3rem 0; }
   .label { width: 9rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
   .bar { height: 1rem; background: #4c8c4c; border-radius: 3px; }
   .pct { width: 4rem; text-align: right; font-variant-numeric: tabular-nums; }
-  #meta, #error { color: #555; font-size: 0.9rem; } #error { color: #a00; }
+  #meta, #error, #dims { color: #555; font-size: 0.9rem; } #error { color: #a00; }
 </style>
 </head>
 <body>
 <h1>🌱 Sprout</h1>
 <label>Model <select id="model"></select></label>
 <div id="drop">Drop a photo here, or click to choose one<input id="file" type="file" accept="image/png,image/jpeg" hidden>
-  <img id="preview" alt="" hidden></div>
+  <img id="preview" alt="" hidden><span id="dims"></span></div>
 <div id="results"></div>
 <p id="meta"></p>
 <p id="error"></p>
@@ -64,7 +66,13 @@ async function classify(blob) {
   document.body.dataset.classified = "true";
 }
 function show(file) {
-  $("preview").src = URL.createObjectURL(file); $("preview").hidden = false;
+  // The browser draws the photo upright (EXIF orientation), as the server decodes it.
+  const img = $("preview");
+  img.onload = () => {
+    img.classList.toggle("tiny", img.naturalWidth < 96);
+    $("dims").textContent = `${img.naturalWidth}×${img.naturalHeight} px, ${(file.size / 1048576).toFixed(1)} MB`;
+  };
+  img.src = URL.createObjectURL(file); img.hidden = false;
   classify(file);
 }
 $("drop").onclick = () => $("file").click();
@@ -84,7 +92,16 @@ async function selftest() {
   const blob = await new Promise((done) => c.toBlob(done, "image/png"));
   show(blob);
 }
-loadModels().then(() => { if (new URLSearchParams(location.search).has("selftest")) selftest(); });
+async function selftestPhoto(url) {
+  const r = await fetch(url);
+  if (!r.ok) { $("error").textContent = `self-test photo: ${r.status}`; return; }
+  show(await r.blob());
+}
+loadModels().then(() => {
+  const test = new URLSearchParams(location.search).get("selftest");
+  if (test === null) return;
+  if (test.startsWith("http") || test.startsWith("/")) selftestPhoto(test); else selftest();
+});
 </script>
 </body>
 </html>
