@@ -13,6 +13,9 @@ public struct Augmentation: Sendable, Equatable {
     public var randomCropPadding = 0
     public var paddingMode: PaddingMode = .zero
     public var horizontalFlip = false
+    /// With `horizontalFlip`: each image's flip is drawn once, and the whole set is mirrored
+    /// on odd epochs (airbench's alternating flip: every image both ways in any two epochs).
+    public var alternatingFlip = false
     /// Side of a square set to zero (after normalisation) at a random centre; 0 = off.
     public var cutout = 0
     /// Maximum brightness change on the [0, 1] scale; 0 = off.
@@ -207,12 +210,18 @@ public final class DataLoader: @unchecked Sendable {
             }
         }
         if !rendered {
-            dataset.withPixels(ofSample: i) { px in crop(px, generator: &g, into: out) }
+            var alternating: Bool?
+            if augmentation.horizontalFlip && augmentation.alternatingFlip {
+                var once = SeededGenerator(seed: mix(seed, 0x464C_4950, UInt64(i)))
+                alternating = (once.nextUniform() < 0.5) != (epoch % 2 == 1)
+            }
+            dataset.withPixels(ofSample: i) { px in crop(px, alternatingFlip: alternating, generator: &g, into: out) }
         }
         photometric(generator: &g, count: c * oh * ow, channels: c, into: out)
     }
 
-    private func crop(_ pixels: UnsafeBufferPointer<UInt8>, generator g: inout SeededGenerator, into out: UnsafeMutablePointer<Float>) {
+    private func crop(_ pixels: UnsafeBufferPointer<UInt8>, alternatingFlip: Bool?, generator g: inout SeededGenerator,
+                      into out: UnsafeMutablePointer<Float>) {
         let (c, h, w) = (dataset.channels, dataset.height, dataset.width)
         let (oh, ow) = (cropSize ?? h, cropSize ?? w)
         let aug = augmentation
@@ -223,7 +232,7 @@ public final class DataLoader: @unchecked Sendable {
             oy = g.nextInt(below: h - oh + 2 * pad + 1) - pad
             ox = g.nextInt(below: w - ow + 2 * pad + 1) - pad
         }
-        let flip = aug.horizontalFlip && g.nextUniform() < 0.5
+        let flip = alternatingFlip ?? (aug.horizontalFlip && g.nextUniform() < 0.5)
         let reflect = aug.paddingMode == .reflect
         let src = pixels.baseAddress!
         for ch in 0..<c {

@@ -10,16 +10,24 @@ public final class Airbench: TrainingDataInitializable {
     public let body: Sequential
     public var isTraining = true
 
-    public init(inChannels: Int = 3, classes: Int = 10, widths: [Int] = [64, 256, 256], whiteningWidth: Int = 2) {
+    /// airbench94_muon's variant: the whitening bias trains (the recipe freezes it after its
+    /// first epochs) and the head's weights are rescaled to unit standard deviation with the
+    /// logits divided by the feature width, instead of airbench94's ×1/9.
+    public let muonVariant: Bool
+
+    public init(inChannels: Int = 3, classes: Int = 10, widths: [Int] = [64, 256, 256], whiteningWidth: Int = 2,
+                muonVariant: Bool = false) {
+        self.muonVariant = muonVariant
         // Every eigenvector of the patch covariance, with both signs: 2·C·k² channels.
         let whiteningChannels = 2 * inChannels * whiteningWidth * whiteningWidth
+        // airbench94_muon keeps PyTorch's default (uniform) initial bias and trains it.
         whiten = Conv2D(inChannels: inChannels, outChannels: whiteningChannels, kernelSize: whiteningWidth,
-                        weightInitializer: .zeros, biasInitializer: .zeros)
+                        weightInitializer: .zeros, biasInitializer: muonVariant ? nil : .zeros)
         whiten.weight.isTrainable = false
-        whiten.bias?.isTrainable = false
+        whiten.bias?.isTrainable = muonVariant
         func group(_ i: Int, _ o: Int) -> [any Layer] {
-            [Airbench.conv(i, o), MaxPool2D(kernelSize: 2), Airbench.batchNorm(o), GELU(),
-             Airbench.conv(o, o), Airbench.batchNorm(o), GELU()]
+            [Airbench.conv(i, o), MaxPool2D(kernelSize: 2), Airbench.batchNorm(o, fastBias: !muonVariant), GELU(),
+             Airbench.conv(o, o), Airbench.batchNorm(o, fastBias: !muonVariant), GELU()]
         }
         body = Sequential {
             GELU()
@@ -28,10 +36,25 @@ public final class Airbench: TrainingDataInitializable {
             group(widths[1], widths[2])
             MaxPool2D(kernelSize: 3)
             Flatten()
-            Linear(inFeatures: widths[2], outFeatures: classes, bias: false)
-            Scale(1.0 / 9)
+            Airbench.head(widths[2], classes, unitStd: muonVariant)
+            Scale(muonVariant ? 1 / Float(widths[2]) : 1.0 / 9)
         }
     }
+
+    /// The classifier, without bias; airbench94_muon rescales its initial weights to std 1.
+    static func head(_ features: Int, _ classes: Int, unitStd: Bool) -> Linear {
+        let head = Linear(inFeatures: features, outFeatures: classes, bias: false)
+        if unitStd {
+            let w = head.weight.value.scalars
+            let mean = w.reduce(0, +) / Float(w.count)
+            let std = (w.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Float(w.count - 1)).squareRoot()
+            head.weight.value = Tensor(shape: head.weight.shape, scalars: w.map { $0 / std })
+        }
+        return head
+    }
+
+    /// The whitening layer's bias, which the Muon recipe trains for its first epochs only.
+    public var whiteningBias: Parameter? { muonVariant ? whiten.bias : nil }
 
     /// airbench's convolution: PyTorch's default initialisation, then the first `i` filters
     /// replaced by the identity (`dirac_`), so each block starts close to passing its input on.
@@ -47,13 +70,16 @@ public final class Airbench: TrainingDataInitializable {
         return conv
     }
 
-    /// airbench's batch norm: scales frozen at 1; biases learn at 64× the learning rate with
-    /// 1/64 the weight decay (the same shrink per step as every other parameter).
-    static func batchNorm(_ features: Int) -> BatchNorm2D {
+    /// airbench's batch norm: scales frozen at 1; in airbench94 biases learn at 64× the
+    /// learning rate with 1/64 the weight decay (the same shrink per step as every other
+    /// parameter); the Muon recipe gives them their own optimizer group instead.
+    static func batchNorm(_ features: Int, fastBias: Bool) -> BatchNorm2D {
         let bn = BatchNorm2D(features: features, momentum: 0.4, epsilon: 1e-12)
         bn.weight?.isTrainable = false
-        bn.bias?.learningRateScale = 64
-        bn.bias?.weightDecayScale = 1.0 / 64
+        if fastBias {
+            bn.bias?.learningRateScale = 64
+            bn.bias?.weightDecayScale = 1.0 / 64
+        }
         return bn
     }
 
@@ -116,7 +142,7 @@ public final class Airbench: TrainingDataInitializable {
             }
         }
         whiten.weight.value = Tensor(shape: whiten.weight.shape, scalars: filters)
-        if let bias = whiten.bias { bias.value = Tensor.zeros(bias.shape) }
+        if let bias = whiten.bias, !muonVariant { bias.value = Tensor.zeros(bias.shape) }
     }
 }
 

@@ -86,6 +86,8 @@ public enum Zoo {
               input: .tensorFlowTutorial),
         Entry(name: "resnet9", summary: "David Page's ResNet-9 (width multiplier --width)", defaultInput: [3, 32, 32]),
         Entry(name: "airbench", summary: "airbench94's net: frozen 2×2 whitening, three conv groups 64/256/256, ×1/9 head", defaultInput: [3, 32, 32]),
+        Entry(name: "airbench-muon", summary: "airbench94_muon's net: whitening with a trained bias, conv groups 64/256/256, unit-std head ÷ 256",
+              defaultInput: [3, 32, 32]),
         Entry(name: "resnet18-cifar", summary: "ResNet-18, CIFAR variant (3×3 stem, no stem pooling)", defaultInput: [3, 32, 32]),
         Entry(name: "resnet18", summary: "ResNet-18 for 224-px photos (torchvision's layers and names)", defaultInput: [3, 224, 224],
               input: .imageNetPhoto, head: "fc."),
@@ -161,8 +163,8 @@ public enum Zoo {
             return tfCifar10(inputShape: inputShape, classes: classes, lrn: name == "tf-cifar10")
         case "resnet9":
             return resnet9(inChannels: c, classes: classes, width: width)
-        case "airbench":
-            return Airbench(inChannels: c, classes: classes, widths: [scaled(64), scaled(256), scaled(256)])
+        case "airbench", "airbench-muon":
+            return Airbench(inChannels: c, classes: classes, widths: [scaled(64), scaled(256), scaled(256)], muonVariant: name == "airbench-muon")
         case "resnet18":
             return ResNet(blocks: [2, 2, 2, 2], bottleneck: false, inChannels: c, classes: classes, width: width)
         case "resnet34":

@@ -66,3 +66,56 @@ public func orthogonalized(_ g: Tensor, steps: Int = 3, coefficients k: (a: Floa
     }
     return tall ? x.transposed() : x
 }
+
+/// Several optimizers over disjoint parameters, stepping together: airbench94_muon trains its
+/// filters with Muon and everything else with Nesterov SGD, each group at its own rate. The
+/// set's `learningRate` is the run's schedule as a multiplier (1 at the start); each member
+/// runs at its base rate times it. A member with `decaySteps` follows its own linear decay to
+/// 0 over that many steps instead and is frozen after them (airbench's whitening bias, trained
+/// for the first three epochs only).
+public final class OptimizerSet: Optimizer {
+    public struct Member {
+        public let optimizer: any Optimizer
+        public let baseLearningRate: Float
+        public let decaySteps: Int?
+        public init(_ optimizer: any Optimizer, baseLearningRate: Float, decaySteps: Int? = nil) {
+            (self.optimizer, self.baseLearningRate, self.decaySteps) = (optimizer, baseLearningRate, decaySteps)
+        }
+    }
+    public let members: [Member]
+    public var learningRate: Float = 1
+    public private(set) var step = 0
+
+    public init(_ members: [Member]) { self.members = members }
+
+    public func update(along gradients: Gradients) {
+        for m in members {
+            if let d = m.decaySteps {
+                guard step < d else { continue }
+                m.optimizer.learningRate = m.baseLearningRate * (1 - Float(step) / Float(d))
+            } else {
+                m.optimizer.learningRate = m.baseLearningRate * learningRate
+            }
+            m.optimizer.update(along: gradients)
+        }
+        step += 1
+    }
+
+    public func stateTensors(names: [ObjectIdentifier: String]) -> [String: Tensor] {
+        var out: [String: Tensor] = ["step": Tensor(Float(step))]
+        for (i, m) in members.enumerated() {
+            for (k, v) in m.optimizer.stateTensors(names: names) { out["\(i).\(k)"] = v }
+        }
+        return out
+    }
+
+    public func loadState(_ state: [String: Tensor], names: [ObjectIdentifier: String]) throws {
+        guard let s = state["step"] else { throw OptimizerError.missingState("step") }
+        step = Int(s.scalar)
+        for (i, m) in members.enumerated() {
+            var mine: [String: Tensor] = [:]
+            for (k, v) in state where k.hasPrefix("\(i).") { mine[String(k.dropFirst("\(i).".count))] = v }
+            try m.optimizer.loadState(mine, names: names)
+        }
+    }
+}

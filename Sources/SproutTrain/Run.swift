@@ -7,8 +7,8 @@ import SproutTensor
 /// Everything a training run needs; saved as `config.json` in the run directory so that a
 /// run can be resumed, evaluated and served from its directory alone.
 public struct RunConfiguration: Codable, Sendable, Equatable {
-    public enum OptimizerKind: String, Codable, Sendable, CaseIterable { case sgd, nesterov, adam, adamw }
-    public enum ScheduleKind: String, Codable, Sendable, CaseIterable { case constant, onecycle, cosine, staircase }
+    public enum OptimizerKind: String, Codable, Sendable, CaseIterable { case sgd, nesterov, adam, adamw, muon }
+    public enum ScheduleKind: String, Codable, Sendable, CaseIterable { case constant, onecycle, cosine, staircase, linear }
 
     public var dataset = DatasetKind.fashionMNIST
     public var dataDir: String?
@@ -78,6 +78,33 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     public var syncBatchNorm: Bool?
     /// The recipe this configuration started from, if any.
     public var recipe: String?
+    /// `--optimizer muon`: airbench94_muon's optimizers. Muon for every 4-D filter bank,
+    /// Nesterov SGD for the rest (batch-norm and whitening biases, the classifier), each at
+    /// its own rate; `weightDecay` is then the shrink per step at the full rate, airbench's
+    /// 2e-6 × batch, given to each SGD group as weightDecay / its rate.
+    public struct MuonSettings: Codable, Sendable, Equatable {
+        public var learningRate: Float = 0.24
+        public var momentum: Float = 0.6
+        /// Nesterov SGD's momentum for the parameters that are not filters.
+        public var otherMomentum: Float = 0.85
+        public var biasLearningRate: Float = 0.053
+        public var headLearningRate: Float = 0.67
+        /// airbench-muon's whitening bias trains for this many epochs (its rate decaying to 0), then stays.
+        public var whiteningBiasEpochs: Float = 3
+        public init() {}
+    }
+    public var muon: MuonSettings?
+    /// The loss summed over the batch instead of averaged (airbench's; its learning rates
+    /// assume it). The logged loss stays the mean.
+    public var summedLoss: Bool?
+    /// Flip every image at random once, then the whole set on odd epochs (airbench's
+    /// alternating flip: each image is seen both ways in every two epochs).
+    public var alternatingFlip: Bool?
+    /// Validate every N epochs (nil: every epoch; 0: only at the end).
+    public var validateEvery: Int?
+    /// With test-time augmentation: apply it only to this share of the validation images, the
+    /// least confident under the plain view (nil: all; 0.25 is the hiverge speedrun's).
+    public var ttaFraction: Float?
     public var seed: UInt64 = 0
     public var checkpointEverySteps: Int?
     public var checkpointEverySeconds: Double? = 600
@@ -202,6 +229,7 @@ public struct RunData {
             augmentation = croppedRandomly ? Augmentation(randomCrop: true, horizontalFlip: true)
                                 : Augmentation(randomCropPadding: config.translate ?? (colour ? 4 : 2),
                                                paddingMode: colour ? .reflect : .zero, horizontalFlip: config.flip ?? colour)
+            augmentation.alternatingFlip = config.alternatingFlip ?? false
         }
         return RunData(train: train, validation: validation, validationName: validationName,
                        preprocessing: preprocessing, modelInput: input, augmentation: augmentation, skippedImages: skipped)
@@ -300,6 +328,10 @@ public func makeOptimizer(_ config: RunConfiguration, model: any Layer, stepsPer
     case .adamw:
         lr = config.learningRate ?? 1e-3
         optimizer = Adam(groups: [ParameterGroup(params)], learningRate: lr, weightDecay: config.weightDecay, decoupledWeightDecay: true)
+    case .muon:
+        // The schedule is a multiplier of each member's own rate.
+        lr = 1
+        optimizer = muonOptimizers(config, model: model, stepsPerEpoch: stepsPerEpoch)
     }
     let schedule: any LearningRateSchedule
     switch config.schedule {
@@ -307,9 +339,40 @@ public func makeOptimizer(_ config: RunConfiguration, model: any Layer, stepsPer
     case .onecycle: schedule = PiecewiseLinear.oneCycle(totalSteps: totalSteps, peak: lr, warmupFraction: config.warmupFraction,
                                                          start: lr * (config.scheduleStart ?? 0.1), end: lr * (config.scheduleEnd ?? 0))
     case .cosine: schedule = CosineDecay(initial: lr, totalSteps: totalSteps, warmupSteps: Int(Float(totalSteps) * config.warmupFraction))
+    case .linear: schedule = PiecewiseLinear([(0, lr), (max(1, totalSteps), 0)])
     case .staircase:
         // TensorFlow tutorial: ×0.1 every 350 epochs (of 50,000 images at batch 128).
         schedule = ExponentialDecay(initial: lr, decaySteps: max(1, 350 * stepsPerEpoch), decayRate: 0.1, staircase: true)
     }
     return (optimizer, schedule)
 }
+
+/// airbench94_muon's optimizers: Muon for the trainable 4-D filter banks; Nesterov SGD for
+/// the classifier (2-D), for the other parameters (biases) and, on its own short schedule,
+/// for the whitening bias. Coupled decay weightDecay / rate, so that every group shrinks by
+/// `weightDecay` per step at its full rate, as airbench's `weight_decay=wd/lr` does.
+func muonOptimizers(_ config: RunConfiguration, model: any Layer, stepsPerEpoch: Int) -> OptimizerSet {
+    let m = config.muon ?? RunConfiguration.MuonSettings()
+    let whiteningBias = (model as? Airbench)?.whiteningBias
+    let params = model.trainableParameters.filter { $0 !== whiteningBias }
+    let filters = params.filter { $0.value.rank == 4 }
+    let heads = params.filter { $0.value.rank == 2 }
+    let others = params.filter { $0.value.rank != 4 && $0.value.rank != 2 }
+    func sgd(_ ps: [Parameter], _ rate: Float) -> OptimizerSet.Member {
+        .init(SGD(groups: [ParameterGroup(ps)], learningRate: rate, momentum: m.otherMomentum, nesterov: true,
+                  weightDecay: config.weightDecay / rate), baseLearningRate: rate)
+    }
+    var members: [OptimizerSet.Member] = [
+        .init(Muon(groups: [ParameterGroup(filters)], learningRate: m.learningRate, momentum: m.momentum, nesterov: true),
+              baseLearningRate: m.learningRate),
+        sgd(others, m.biasLearningRate),
+        sgd(heads, m.headLearningRate),
+    ]
+    if let whiteningBias, whiteningBias.isTrainable {
+        let steps = max(1, Int((Float(stepsPerEpoch) * m.whiteningBiasEpochs).rounded(.up)))
+        let base = sgd([whiteningBias], m.biasLearningRate)
+        members.append(.init(base.optimizer, baseLearningRate: m.biasLearningRate, decaySteps: steps))
+    }
+    return OptimizerSet(members)
+}
+

@@ -68,6 +68,8 @@ public final class Trainer {
     /// Layers kept in evaluation mode while the rest trains: a frozen backbone's batch norms
     /// normalise with their running statistics and leave them as they are.
     public var frozenLayers: [any Layer] = []
+    /// Validate every N epochs (nil: every epoch; 0: only after the last).
+    public var validationInterval: Int?
     /// The share of the last epoch's time spent waiting for the data loader.
     public private(set) var dataWaitFraction: Double = 0
 
@@ -123,7 +125,7 @@ public final class Trainer {
             output = out.detached
             return objective.loss(output: out, batch: batch)
         }
-        var value = loss.scalar
+        var value = objective.meanLoss(loss.scalar, count: batch.count)
         guard value.isFinite else { throw TrainingError.nonFiniteLoss(step: step, epoch: epoch, loss: value) }
         var g = grads
         var sums = withoutGradient { objective.metricSums(output: output, batch: batch) }
@@ -192,7 +194,9 @@ public final class Trainer {
                 logs["train/data_wait_fraction"] = dataWaitFraction
                 logs["train/epoch_seconds"] = Date().timeIntervalSince(started)
             }
-            if finished, let validation {
+            let lastEpoch = epoch + 1 >= epochs || (maxSteps.map { step >= $0 } ?? false)
+            let due = validationInterval.map { $0 > 0 ? (epoch + 1) % $0 == 0 : false } ?? true
+            if finished, let validation, due || lastEpoch {
                 // Test-time augmentation costs several passes, so only the final evaluation
                 // pays for it; `val/*` stays the plain series and the final adds `val_tta/*`.
                 let e = evaluate(validation, testTimeAugmentation: TestTimeAugmentation.none)

@@ -127,7 +127,9 @@ public final class TrainingRun {
         trainer.frozenLayers = frozenLayers
         trainer.gradientReducer = distribution?.gradients
         trainer.schedule = schedule
-        trainer.objective = Classification(labelSmoothing: config.labelSmoothing)
+        trainer.objective = Classification(labelSmoothing: config.labelSmoothing, summed: config.summedLoss ?? false,
+                                           augmentedFraction: config.ttaFraction)
+        trainer.validationInterval = config.validateEvery
         trainer.clipNorm = config.clipNorm
         trainer.testTimeAugmentation = config.testTimeAugmentation ?? .none
         if let decay = config.emaDecay { trainer.ema = ExponentialMovingAverage(model: trainedModel, decay: decay) }

@@ -51,6 +51,8 @@ struct Train: ParsableCommand {
     @Flag(help: "With --pretrained: train only the new classifier; the backbone is frozen, its batch norms in inference mode, and its features are computed once (see --cache-features).") var freezeBackbone = false
     @Option(name: .customLong("unfreeze-last"), help: "With --pretrained: train the classifier and the backbone's last N blocks; the blocks below stay frozen.") var unfreezeLast: Int?
     @Option(name: .customLong("backbone-lr-scale"), help: "With --pretrained: the backbone's learning rate as a fraction of the classifier's (e.g. 0.1).") var backboneLrScale: Float?
+    @Option(name: .customLong("tta-fraction"), help: "With --tta: augment only this share of the validation images, the least confident (e.g. 0.25).") var ttaFraction: Float?
+    @Option(name: .customLong("val-every"), help: "Validate every N epochs (0: only at the end; default: every epoch).") var valEvery: Int?
     @Option(help: "With --freeze-backbone: compute the backbone's features once (centre crops, and their mirror images when flipping) and train the classifier on them (default true).") var cacheFeatures: Bool?
     @Option(help: "Photo folders: leave out files that do not decode, naming them and counting them at the end (default true); false makes the first one an error.") var skipBadImages: Bool?
     @Option(help: "Photo models: colour jitter strength when augmenting (brightness, contrast, saturation; e.g. 0.4). Default off.") var colorJitter: Float?
@@ -107,6 +109,10 @@ struct Train: ParsableCommand {
         c.unfreezeLastBlocks = unfreezeLast ?? c.unfreezeLastBlocks
         c.backboneLearningRateScale = backboneLrScale ?? c.backboneLearningRateScale
         c.cacheFeatures = cacheFeatures ?? c.cacheFeatures
+        c.validateEvery = valEvery ?? c.validateEvery
+        c.ttaFraction = ttaFraction ?? c.ttaFraction
+        if let f = c.ttaFraction, !(f >= 0 && f <= 1) { throw ValidationError("--tta-fraction must be between 0 and 1") }
+        if let n = c.validateEvery, n < 0 { throw ValidationError("--val-every must be 0 or more") }
         if let n = c.unfreezeLastBlocks, n < 0 { throw ValidationError("--unfreeze-last must be 0 or more") }
         if let s = c.backboneLearningRateScale, !(s >= 0) { throw ValidationError("--backbone-lr-scale must be 0 or more") }
         c.rotation = rotation ?? c.rotation
