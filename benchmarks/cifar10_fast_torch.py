@@ -40,6 +40,15 @@ def load_cifar10(directory):
     return np.concatenate(images), np.concatenate(labels)
 
 
+def held_out_split(directory, n_val):
+    """The training batches with the last n_val images held out, normalised by the training part's channel statistics."""
+    images, labels = load_cifar10(directory)
+    xtr, ytr = torch.tensor(images[:-n_val]).float() / 255, torch.tensor(labels[:-n_val])
+    xva, yva = torch.tensor(images[-n_val:]).float() / 255, torch.tensor(labels[-n_val:])
+    mean, std = xtr.mean((0, 2, 3), keepdim=True), xtr.std((0, 2, 3), keepdim=True, unbiased=False)
+    return (xtr - mean) / std, ytr, (xva - mean) / std, yva
+
+
 def whitening_filters(x, eps=5e-4, k=2):
     # Patch covariance of all k×k patches; filters ±v/√(λ+ε), as Airbench.initializeWhitening.
     patches = x.unfold(2, k, 1).unfold(3, k, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, 3 * k * k).double()
@@ -83,12 +92,7 @@ def main():
     cfg = json.loads(subprocess.run([a.sprout, "train", "--recipe", a.recipe, "--data-dir", a.data_dir, "--print-config"],
                                     check=True, capture_output=True, text=True).stdout)
     print("config:", json.dumps(cfg, sort_keys=True), flush=True)
-    images, labels = load_cifar10(a.data_dir)
-    n_val = cfg["validationSplit"]
-    xtr, ytr = torch.tensor(images[:-n_val]).float() / 255, torch.tensor(labels[:-n_val])
-    xva, yva = torch.tensor(images[-n_val:]).float() / 255, torch.tensor(labels[-n_val:])
-    mean, std = xtr.mean((0, 2, 3), keepdim=True), xtr.std((0, 2, 3), keepdim=True, unbiased=False)
-    xtr, xva = (xtr - mean) / std, (xva - mean) / std
+    xtr, ytr, xva, yva = held_out_split(a.data_dir, cfg["validationSplit"])
 
     width = cfg.get("width", 1.0)
     model = airbench(widths=tuple(max(1, int(round(c * width))) for c in (64, 256, 256)))

@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cifar10_fast_torch import ROOT, load_cifar10, tta_logits, whitening_filters  # noqa: E402
+from cifar10_fast_torch import ROOT, held_out_split, tta_logits, whitening_filters  # noqa: E402
 
 
 def newton_schulz(G, steps=3, eps=1e-7):
@@ -105,12 +105,7 @@ def main():
     m = cfg["muon"]
     print("config:", json.dumps(cfg, sort_keys=True), flush=True)
     started = time.time()
-    images, labels = load_cifar10(a.data_dir)
-    n_val = cfg["validationSplit"]
-    xtr, ytr = torch.tensor(images[:-n_val]).float() / 255, torch.tensor(labels[:-n_val])
-    xva, yva = torch.tensor(images[-n_val:]).float() / 255, torch.tensor(labels[-n_val:])
-    mean, std = xtr.mean((0, 2, 3), keepdim=True), xtr.std((0, 2, 3), keepdim=True, unbiased=False)
-    xtr, xva = (xtr - mean) / std, (xva - mean) / std
+    xtr, ytr, xva, yva = held_out_split(a.data_dir, cfg["validationSplit"])
     width = cfg.get("width", 1.0)
     model = Net([max(1, int(round(c * width))) for c in (64, 256, 256)])
     model.whiten.weight.data = whitening_filters(xtr[:5000])
