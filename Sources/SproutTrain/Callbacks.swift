@@ -147,3 +147,46 @@ public final class CheckpointCallback: TrainingCallback {
     public func trainEnd(_ trainer: Trainer) { if !trainer.failed { save(trainer) } }
 }
 
+/// Keras's `EarlyStopping`: ends training when the monitored validation metric has not
+/// improved for `patience` validations in a row, and marks the checkpoint of the best one
+/// (`--checkpoint best` in eval, predict, serve and export). Runs after the checkpoint
+/// callback, so the epoch's checkpoint exists when it is marked.
+public final class EarlyStopping: TrainingCallback {
+    public enum Metric: String, Codable, Sendable, CaseIterable {
+        case loss = "val/loss"
+        case accuracy = "val/accuracy"
+        var lowerIsBetter: Bool { self == .loss }
+    }
+    public let metric: Metric
+    public let patience: Int
+    public let minDelta: Double
+    let checkpoints: CheckpointCallback?
+    public private(set) var best: Double?
+    public private(set) var bestEpoch: Int?
+    public private(set) var bestStep: Int?
+    public private(set) var waited = 0
+    /// The epoch (0-based) after which training stopped, if it stopped early.
+    public private(set) var stoppedEpoch: Int?
+
+    public init(metric: Metric, patience: Int, minDelta: Double = 0, checkpoints: CheckpointCallback? = nil) {
+        (self.metric, self.patience, self.minDelta, self.checkpoints) = (metric, max(1, patience), minDelta, checkpoints)
+    }
+
+    public func epochEnd(_ trainer: Trainer, epoch: Int, logs: [String: Double]) {
+        guard let value = logs[metric.rawValue] else { return }   // an epoch without validation
+        let improved = best.map { metric.lowerIsBetter ? value < $0 - minDelta : value > $0 + minDelta } ?? true
+        if improved {
+            (best, bestEpoch, bestStep, waited) = (value, epoch, trainer.step, 0)
+            if let checkpoints, let manifest = checkpoints.lastManifest {
+                do { try checkpoints.directory.markBest(manifest) } catch { checkpoints.onError(error) }
+            }
+        } else {
+            waited += 1
+            if waited >= patience {
+                stoppedEpoch = epoch
+                trainer.stopTraining = true
+            }
+        }
+    }
+}
+

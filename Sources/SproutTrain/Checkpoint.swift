@@ -140,9 +140,27 @@ public struct CheckpointDirectory: Sendable {
 
     public func latest() -> String? { manifests().last }
 
+    /// The file naming the best checkpoint by the monitored metric (`--early-stop`), written
+    /// atomically each time a better one is saved; pruning never removes the one it names.
+    public var bestPointerPath: String { (path as NSString).appendingPathComponent("best") }
+
+    /// The manifest the best pointer names, if there is one and it still exists.
+    public func markedBest() -> String? {
+        guard let data = FileManager.default.contents(atPath: bestPointerPath) else { return nil }
+        let name = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let manifest = (path as NSString).appendingPathComponent(name)
+        return FileManager.default.fileExists(atPath: manifest) ? manifest : nil
+    }
+
+    /// Marks `manifest` (a path in this directory) as the best checkpoint.
+    public func markBest(_ manifest: String) throws {
+        try writeAtomically(Array(((manifest as NSString).lastPathComponent + "\n").utf8), to: bestPointerPath)
+    }
+
     func prune(keep: Int) throws {
         guard keep > 0 else { return }
-        for manifest in manifests().dropLast(keep) {
+        let best = markedBest()
+        for manifest in manifests().dropLast(keep) where manifest != best {
             let base = String(manifest.dropLast(5))
             // The manifest goes first: a reader never finds a manifest without its data.
             for f in [manifest, base + ".safetensors", base + ".state.safetensors"] { try? FileManager.default.removeItem(atPath: f) }

@@ -131,8 +131,10 @@ public struct Recipe: Sendable {
     /// reflect-padded translations; label smoothing 0.2 on a summed loss; Muon (0.24, momentum
     /// 0.6, Nesterov) for the filters and Nesterov SGD (momentum 0.85) at 0.053 for the biases
     /// and 0.67 for the head, decay 2e-6 × 2,000 per step; every rate linear to 0, no warm-up;
-    /// validation only at the end, with the six-view test-time augmentation.
-    public static let cifar10Muon = Recipe(name: "cifar10-muon", summary: "airbench94_muon: Muon, 8 epochs at batch 2,000") {
+    /// validation only at the end, with the six-view test-time augmentation. One difference,
+    /// measured: 10 epochs instead of 8, because 5,000 of the 50,000 training images are held
+    /// out here (8 epochs gave 93.70% on them, 10 gave 94.16%; seed 0).
+    public static let cifar10Muon = Recipe(name: "cifar10-muon", summary: "airbench94_muon: Muon, 10 epochs at batch 2,000") {
         $0.dataset = .cifar10
         $0.model = "airbench-muon"
         $0.validationSplit = 5000
@@ -140,7 +142,7 @@ public struct Recipe: Sendable {
         $0.translate = 2
         $0.flip = true
         $0.alternatingFlip = true
-        $0.epochs = 8
+        $0.epochs = 10
         $0.batchSize = 2000
         $0.optimizer = .muon
         $0.muon = RunConfiguration.MuonSettings()

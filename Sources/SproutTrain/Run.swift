@@ -102,6 +102,10 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     public var alternatingFlip: Bool?
     /// Validate every N epochs (nil: every epoch; 0: only at the end).
     public var validateEvery: Int?
+    /// End training when this validation metric has not improved for `patience` validations;
+    /// the best checkpoint is marked and kept (`--checkpoint best`).
+    public var earlyStop: EarlyStopping.Metric?
+    public var patience: Int?
     /// With test-time augmentation: apply it only to this share of the validation images, the
     /// least confident under the plain view (nil: all; 0.25 is the hiverge speedrun's).
     public var ttaFraction: Float?

@@ -63,6 +63,8 @@ public struct RunDirectory: Sendable, Equatable {
             guard let latest = checkpoints.latest() else { throw CheckpointError.noCheckpoint(checkpoints.path) }
             return latest
         case .best:
+            // The checkpoint early stopping marked, else the highest validation accuracy.
+            if let marked = checkpoints.markedBest() { return marked }
             let scored = checkpoints.manifests().compactMap { path -> (String, Double)? in
                 guard let m = try? CheckpointDirectory.readManifest(path), let a = m.metrics["val/accuracy"] else { return nil }
                 return (path, a)

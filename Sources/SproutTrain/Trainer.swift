@@ -59,6 +59,9 @@ public final class Trainer {
         set { stopFlag.set(newValue) }
     }
     private let stopFlag = StopFlag()
+    /// Set by a callback (early stopping) to end training after this epoch: the run is
+    /// finished, not interrupted (Keras's `model.stop_training`).
+    public var stopTraining = false
     public private(set) var lastEvaluation: Evaluation?
     /// The loop ended on an error (a non-finite loss): no checkpoint is written at the end.
     public private(set) var failed = false
@@ -155,7 +158,7 @@ public final class Trainer {
     public func fit(_ train: DataLoader, validation: DataLoader? = nil, epochs: Int, maxSteps: Int? = nil) throws {
         callbacks.forEach { $0.trainBegin(self) }
         defer { callbacks.forEach { $0.trainEnd(self) } }
-        while epoch < epochs && !stopRequested && (maxSteps.map { step < $0 } ?? true) {
+        while epoch < epochs && !stopRequested && !stopTraining && (maxSteps.map { step < $0 } ?? true) {
             callbacks.forEach { $0.epochBegin(self, epoch: epoch) }
             var lossSum = 0.0, seen = 0, localSeen = 0
             var metricTotals: [String: Double] = [:]

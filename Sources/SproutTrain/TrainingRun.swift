@@ -36,6 +36,9 @@ public final class TrainingRun {
     /// each with the loader of the images it is computed from (empty otherwise).
     public let featureSources: [(cache: FeatureCache, images: DataLoader)]
 
+    /// With `earlyStop`: the callback, to ask where the best epoch was.
+    public private(set) var earlyStopping: EarlyStopping?
+
     /// Images that did not load, over every loader of the run.
     public var loaderFailures: [String] {
         trainLoader.failures + validationLoader.failures + featureSources.flatMap { $0.images.failures }
@@ -185,6 +188,11 @@ public final class TrainingRun {
                                   jsonl: try JSONLWriter(path: directory.metricsPath)),
                 checkpoints,
             ]
+            if let metric = configuration.earlyStop {
+                let stopping = EarlyStopping(metric: metric, patience: configuration.patience ?? 3, checkpoints: checkpoints)
+                earlyStopping = stopping
+                trainer.callbacks.append(stopping)
+            }
         }
         return resumed
     }

@@ -52,6 +52,8 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("unfreeze-last"), help: "With --pretrained: train the classifier and the backbone's last N blocks; the blocks below stay frozen.") var unfreezeLast: Int?
     @Option(name: .customLong("backbone-lr-scale"), help: "With --pretrained: the backbone's learning rate as a fraction of the classifier's (e.g. 0.1).") var backboneLrScale: Float?
     @Option(name: .customLong("tta-fraction"), help: "With --tta: augment only this share of the validation images, the least confident (e.g. 0.25).") var ttaFraction: Float?
+    @Option(name: .customLong("early-stop"), help: "End training when this validation metric stops improving: val/loss or val/accuracy; the best checkpoint is marked (--checkpoint best).") var earlyStop: EarlyStopping.Metric?
+    @Option(help: "With --early-stop: validations without improvement before stopping (default 3).") var patience: Int?
     @Option(name: .customLong("val-every"), help: "Validate every N epochs (0: only at the end; default: every epoch).") var valEvery: Int?
     @Option(help: "With --freeze-backbone: compute the backbone's features once (centre crops, and their mirror images when flipping) and train the classifier on them (default true).") var cacheFeatures: Bool?
     @Option(help: "Photo folders: leave out files that do not decode, naming them and counting them at the end (default true); false makes the first one an error.") var skipBadImages: Bool?
@@ -110,6 +112,10 @@ struct Train: ParsableCommand {
         c.backboneLearningRateScale = backboneLrScale ?? c.backboneLearningRateScale
         c.cacheFeatures = cacheFeatures ?? c.cacheFeatures
         c.validateEvery = valEvery ?? c.validateEvery
+        c.earlyStop = earlyStop ?? c.earlyStop
+        c.patience = patience ?? c.patience
+        if let p = c.patience, p < 1 { throw ValidationError("--patience must be at least 1") }
+        if c.earlyStop != nil && c.validateEvery == 0 { throw ValidationError("--early-stop needs validation during training: --val-every 1 (or more)") }
         c.ttaFraction = ttaFraction ?? c.ttaFraction
         if let f = c.ttaFraction, !(f >= 0 && f <= 1) { throw ValidationError("--tta-fraction must be between 0 and 1") }
         if let n = c.validateEvery, n < 0 { throw ValidationError("--val-every must be 0 or more") }
@@ -226,6 +232,10 @@ struct Train: ParsableCommand {
                          computed[0].count, computed[1].count, computed.map(\.seconds).reduce(0, +), epochs.count,
                          epochs.reduce(0, +) / Double(max(epochs.count, 1))))
         }
+        if let stopping = run.earlyStopping, let stopped = stopping.stoppedEpoch, let bestEpoch = stopping.bestEpoch, let best = stopping.best {
+            print(String(format: "stopped early after epoch %d: %@ has not improved for %d epochs; best %.4f at epoch %d, marked: sprout eval %@ --checkpoint best",
+                         stopped + 1, stopping.metric.rawValue, stopping.patience, best, bestEpoch + 1, runDirectory))
+        }
         let failures = run.loaderFailures
         if !failures.isEmpty {
             print("skipped \(failures.count) images that did not load (each replaced by the next one), e.g. \(failures[0])")
@@ -250,3 +260,4 @@ enum ValidationSplitArgument: ExpressibleByArgument {
 extension DatasetKind: ExpressibleByArgument {}
 extension RunConfiguration.OptimizerKind: ExpressibleByArgument {}
 extension RunConfiguration.ScheduleKind: ExpressibleByArgument {}
+extension EarlyStopping.Metric: ExpressibleByArgument {}

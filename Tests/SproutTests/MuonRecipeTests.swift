@@ -45,7 +45,7 @@ import SproutTensor
         #expect(Set(all.map { ObjectIdentifier($0) }).count == all.count, "no parameter in two optimizers")
         #expect(abs(((set.members[1].optimizer as! SGD).weightDecay) - 0.004 / 0.053) < 1e-6)
         // Every rate linear to 0 with no warm-up.
-        #expect(schedule.learningRate(at: 0) == 1 && schedule.learningRate(at: 88) == 0.5 && schedule.learningRate(at: 176) == 0)
+        #expect(schedule.learningRate(at: 0) == 1 && schedule.learningRate(at: 110) == 0.5 && schedule.learningRate(at: 220) == 0)
     }
 
     @Test func aDecayingMemberStopsAtItsEnd() {
