@@ -66,6 +66,12 @@ public enum Zoo {
         /// statistics and 0.21 with these.
         static let inceptionPhoto = InputPreparation(normalization: .fixedMeanStd(mean: [127 / 255, 127 / 255, 127 / 255],
                                                                                   std: [128 / 255, 128 / 255, 128 / 255]), photo: true)
+        /// The mean and std a photo model's published weights expect (ImageNet's unless its
+        /// entry says otherwise).
+        public static func photoStatistics(model name: String) -> (mean: [Float], std: [Float]) {
+            if case let .fixedMeanStd(m, s)? = Zoo.entry(name)?.input.normalization { return (m, s) }
+            return (imageNetMean, imageNetStd)
+        }
         /// ImageNet's channel means and standard deviations on a [0, 1] scale (torchvision's).
         public static let imageNetMean: [Float] = [0.485, 0.456, 0.406]
         public static let imageNetStd: [Float] = [0.229, 0.224, 0.225]

@@ -35,8 +35,7 @@ public final class ImageClassifier: @unchecked Sendable {
         let spec = ModelSpec(name: name, inputShape: entry.defaultInput, classes: classNames.count, width: width)
         let model = try spec.build()
         try PretrainedWeights.apply(try PretrainedWeights.read(file), to: model, file: file)
-        var (mean, std) = (Zoo.InputPreparation.imageNetMean, Zoo.InputPreparation.imageNetStd)
-        if case let .fixedMeanStd(m, s) = entry.input.normalization { (mean, std) = (m, s) }
+        let (mean, std) = Zoo.InputPreparation.photoStatistics(model: name)
         let side = entry.defaultInput[1]
         let preprocessing = PreprocessingSpec(normalization: .meanStd, mean: mean, std: std, resize: side * 256 / 224, channels: 3, photo: true)
         let manifest = CheckpointManifest(step: 0, epoch: 0, batchInEpoch: 0, model: spec, classNames: classNames, preprocessing: preprocessing,

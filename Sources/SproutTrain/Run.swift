@@ -271,9 +271,7 @@ extension RunData {
             validation = held!
             validationName = "val (\((dir as NSString).lastPathComponent)/val)"
         }
-        // The statistics the model's published weights expect (ImageNet's unless it says otherwise).
-        var (mean, std) = (Zoo.InputPreparation.imageNetMean, Zoo.InputPreparation.imageNetStd)
-        if case let .fixedMeanStd(m, s)? = Zoo.entry(config.modelName)?.input.normalization { (mean, std) = (m, s) }
+        let (mean, std) = Zoo.InputPreparation.photoStatistics(model: config.modelName)
         let preprocessing = PreprocessingSpec(normalization: .meanStd, mean: mean, std: std, resize: train.resize, channels: 3, photo: true)
         var augmentation = Augmentation.none
         if config.augment ?? true {
