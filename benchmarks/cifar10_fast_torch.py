@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""The `cifar10-fast` recipe in PyTorch, for the time-to-accuracy comparison of issue 6.
+"""The `cifar10-airbench` recipe (named `cifar10-fast` until issue 17) in PyTorch, for the time-to-accuracy comparison of issue 6.
 
 Same data (the CIFAR-10 binary training batches, last 5,000 images held out), same split,
 same thread count and the same settings: they are read from
-`sprout train --recipe cifar10-fast --print-config`, so the two cannot drift apart. The net
+`sprout train --recipe cifar10-airbench --print-config`, so the two cannot drift apart. The net
 is torch_peer.airbench (parameter count equal to Sprout's; identity-initialised convolutions,
 frozen batch-norm scales, biases at 64x the learning rate); the whitening filters come from
 the first 5,000 training images as in Sprout; EMA weights with TensorFlow's num_updates rule;
@@ -82,7 +82,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data-dir", required=True)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--recipe", default="cifar10-fast")
+    p.add_argument("--recipe", default="cifar10-airbench")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--target", type=float, default=0.94)
     p.add_argument("--sprout", default=os.path.join(ROOT, ".build", "release", "sprout"))

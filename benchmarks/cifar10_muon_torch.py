@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""The `cifar10-muon` recipe (airbench94_muon) in PyTorch on the same CPU, for issue 17's side by side.
+"""The `cifar10-fast` recipe (airbench94_muon) in PyTorch on the same CPU, for issue 17's side by side.
 
 Same data (the CIFAR-10 binary training batches, the last 5,000 images held out), same threads,
-and the settings read from `sprout train --recipe cifar10-muon --print-config`. The net, the
+and the settings read from `sprout train --recipe cifar10-fast --print-config`. The net, the
 optimizers and the schedule follow airbench94_muon.py (Keller Jordan) in float32: whitening conv
 3->24 (k=2) from the first 5,000 training images with a bias trained for the first epochs, GELU,
 groups 64/256/256, maxpool 3, head without bias rescaled to std 1 and divided by 256; batch norm
@@ -100,7 +100,7 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    cfg = json.loads(subprocess.run([a.sprout, "train", "--recipe", "cifar10-muon", "--data-dir", a.data_dir, "--print-config"],
+    cfg = json.loads(subprocess.run([a.sprout, "train", "--recipe", "cifar10-fast", "--data-dir", a.data_dir, "--print-config"],
                                     check=True, capture_output=True, text=True).stdout)
     m = cfg["muon"]
     print("config:", json.dumps(cfg, sort_keys=True), flush=True)
@@ -152,7 +152,7 @@ def main():
         for i in range(0, len(xva), 500):
             correct += (tta_logits(model, xva[i:i + 500]).argmax(1) == yva[i:i + 500]).sum().item()
     acc = correct / len(xva)
-    print(json.dumps({"recipe": "cifar10-muon", "final_accuracy_tta": acc, "seconds": time.time() - started, "threads": a.threads,
+    print(json.dumps({"recipe": "cifar10-fast", "final_accuracy_tta": acc, "seconds": time.time() - started, "threads": a.threads,
                       "torch": torch.__version__}), flush=True)
 
 

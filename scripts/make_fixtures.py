@@ -68,24 +68,40 @@ def conv_cases():
         ("conv_groups", 2, 6, 5, 5, 9, 3, 3, 1, "same", 3, True),
         ("conv_depthwise_s2", 1, 8, 7, 7, 8, 3, 3, 2, "same", 8, True),
     ]
+    # Stride-1 3x3 shapes for the Winograd kernels: partial tiles, a tile block that is not
+    # full, channel counts off the SIMD width, and every supported top/left padding. Each is
+    # drawn under its own seed inside fork_rng, so the other fixtures stay as they were.
+    winograd = [
+        ("conv_winograd_same", 2, 10, 9, 11, 7, 3, 3, 1, "same", 1, True),
+        ("conv_winograd_valid", 2, 9, 9, 6, 13, 3, 3, 1, "valid", 1, False),
+        ("conv_winograd_pad2", 3, 11, 7, 7, 10, 3, 3, 1, [2, 2, 0, 1], 1, True),
+    ]
     for name, n, c, h, w, k, r, s, st, pad, g, bias in specs:
-        x = torch.randn(n, c, h, w)
-        wt = torch.randn(k, c // g, r, s) * 0.3
-        b = torch.randn(k) if bias else None
-
-        def fn(x, weight, bias=None, r=r, s=s, st=st, pad=pad, g=g):
-            if pad == "same":
-                x = tf_same_pad(x, r, s, st, st)
-            elif isinstance(pad, list):
-                top, left, bottom, right = pad
-                x = F.pad(x, (left, right, top, bottom))
-            return F.conv2d(x, weight, bias, stride=st, groups=g)
-
-        inputs = {"x": x, "weight": wt}
-        if bias:
-            inputs["bias"] = b
-        cases.append(case(name, fn, inputs, {"stride": st, "padding": pad, "groups": g}))
+        cases.append(conv_case(name, n, c, h, w, k, r, s, st, pad, g, bias))
+    for i, spec in enumerate(winograd):
+        with torch.random.fork_rng():
+            torch.manual_seed(17 + i)
+            cases.append(conv_case(*spec))
     return cases
+
+
+def conv_case(name, n, c, h, w, k, r, s, st, pad, g, bias):
+    x = torch.randn(n, c, h, w)
+    wt = torch.randn(k, c // g, r, s) * 0.3
+    b = torch.randn(k) if bias else None
+
+    def fn(x, weight, bias=None, r=r, s=s, st=st, pad=pad, g=g):
+        if pad == "same":
+            x = tf_same_pad(x, r, s, st, st)
+        elif isinstance(pad, list):
+            top, left, bottom, right = pad
+            x = F.pad(x, (left, right, top, bottom))
+        return F.conv2d(x, weight, bias, stride=st, groups=g)
+
+    inputs = {"x": x, "weight": wt}
+    if bias:
+        inputs["bias"] = b
+    return case(name, fn, inputs, {"stride": st, "padding": pad, "groups": g})
 
 
 def pool_cases():

@@ -91,6 +91,12 @@ void sprout_dnnl_configure(int enabled, int autotune) {
 
 int sprout_dnnl_enabled(void) { return !g_dnnl_disabled; }
 
+int sprout_dnnl_has_avx512(void) {
+    if (g_dnnl_disabled) return 0;
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();  // honours ONEDNN_MAX_CPU_ISA
+    return (isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+}
+
 static void create_engine(void) {
     g_engine_ready = dnnl_engine_create(&g_engine, dnnl_cpu, 0) == dnnl_success;
 }

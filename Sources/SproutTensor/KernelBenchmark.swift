@@ -30,6 +30,36 @@ public final class ConvolutionPasses {
     public func backwardData() { _ = kernels.convolutionGradientData(dy, weight: w, shape: shape) }
     public func backwardWeights() { _ = kernels.convolutionGradientWeights(x, dy, shape: shape) }
 
+    /// For each pass, max |result − direct| / max |direct|, where direct is the portable
+    /// im2col + GEMM path: how far the chosen kernel (Winograd's transforms, above all) is
+    /// from a plain convolution of the same numbers.
+    public func relativeErrors() -> [Double] {
+        let p = CPUBackend.problem(shape)
+        var pd = p
+        pd.has_bias = 0
+        let y = Tensor(uninitializedShape: [shape.n, shape.k, shape.oh, shape.ow])
+        let dx = Tensor(uninitializedShape: x.shape), dw = Tensor(uninitializedShape: w.shape)
+        let db = Tensor(uninitializedShape: b.shape)
+        Im2col(p).forward(x: x.storage.pointer, w: w.storage.pointer, b: b.storage.pointer, y: y.storage.pointer)
+        Im2col(pd).backwardData(dy: dy.storage.pointer, w: w.storage.pointer, dx: dx.storage.pointer)
+        Im2col(p).backwardWeights(x: x.storage.pointer, dy: dy.storage.pointer, dw: dw.storage.pointer, db: db.storage.pointer)
+        let fast = [kernels.convolution(x, weight: w, bias: b, shape: shape),
+                    kernels.convolutionGradientData(dy, weight: w, shape: shape),
+                    kernels.convolutionGradientWeights(x, dy, shape: shape).weight]
+        return zip(fast, [y, dx, dw]).map { a, r in
+            var diff: Float = 0, scale: Float = 0
+            a.withData { av in
+                r.withData { rv in
+                    for i in 0..<rv.count {
+                        diff = max(diff, abs(av[i] - rv[i]))
+                        scale = max(scale, abs(rv[i]))
+                    }
+                }
+            }
+            return Double(diff / max(scale, .leastNormalMagnitude))
+        }
+    }
+
     /// Implementation names for the three passes.
     public var implementations: [String] {
         convolutionImplementation(inputShape: x.shape, weightShape: w.shape, stride: (shape.strideH, shape.strideW),

@@ -7,6 +7,7 @@ public struct RuntimeSettings: Sendable, Equatable {
     public enum Loops: String, Sendable { case best, generic }
     public enum GEMM: String, Sendable { case onednn, openblas }
     public enum Pool: String, Sendable { case openmp, dispatch }
+    public enum Winograd: String, Sendable { case auto, on, off }
 
     /// SPROUT_NUM_THREADS: threads for Sprout's loops, BLAS and oneDNN (nil: the available cores).
     public var threads: Int?
@@ -20,6 +21,9 @@ public struct RuntimeSettings: Sendable, Equatable {
     public var oneDNN = true
     /// SPROUT_CONV_AUTOTUNE=1: time both convolution kernels per shape instead of the fixed rule.
     public var convolutionAutotune = false
+    /// SPROUT_WINOGRAD=on|off: Sprout's Winograd F(4x4, 3x3) kernels for every stride-1 3x3
+    /// convolution they support, or for none (default auto: where `WinogradRule` measured them faster).
+    public var winograd: Winograd = .auto
     /// SPROUT_BUFFER_CACHE_MB: bound on the buffer reuse cache (default: the peak of tensor
     /// memory held, at least 1 GiB, at most half the machine's memory).
     public var bufferCacheMegabytes: Int?
@@ -36,6 +40,11 @@ public struct RuntimeSettings: Sendable, Equatable {
         if environment["SPROUT_POOL"] == "dispatch" { pool = .dispatch }
         if environment["SPROUT_DNNL"] == "0" { oneDNN = false }
         if environment["SPROUT_CONV_AUTOTUNE"] == "1" { convolutionAutotune = true }
+        switch environment["SPROUT_WINOGRAD"] {
+        case "1", "on": winograd = .on
+        case "0", "off": winograd = .off
+        default: break
+        }
         if let v = environment["SPROUT_BUFFER_CACHE_MB"].flatMap(Int.init), v >= 0 { bufferCacheMegabytes = v }
         maxMemory = environment["SPROUT_MAX_MEMORY"]
     }
@@ -58,6 +67,7 @@ public struct RuntimeSettings: Sendable, Equatable {
          ("SPROUT_POOL", pool.rawValue),
          ("SPROUT_DNNL", oneDNN ? "1" : "0"),
          ("SPROUT_CONV_AUTOTUNE", convolutionAutotune ? "1" : "0"),
+         ("SPROUT_WINOGRAD", winograd.rawValue),
          ("SPROUT_BUFFER_CACHE_MB", bufferCacheMegabytes.map(String.init) ?? "adaptive"),
          ("SPROUT_MAX_MEMORY", maxMemory ?? "unset (no cap)")]
     }

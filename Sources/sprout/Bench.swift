@@ -135,6 +135,12 @@ struct BenchOps: ParsableCommand {
             ConvolutionPasses(name: "resnet9 3x3 128->128 16x16", batch: n, inChannels: 128, height: 16, width: 16, outChannels: 128, kernel: 3),
             ConvolutionPasses(name: "resnet9 3x3 256->256 8x8", batch: n, inChannels: 256, height: 8, width: 8, outChannels: 256, kernel: 3),
             ConvolutionPasses(name: "airbench 3x3 64->256 16x16", batch: n, inChannels: 64, height: 16, width: 16, outChannels: 256, kernel: 3),
+            // airbench-muon's six 3x3 layers (cifar10-fast): the maps after the 2x2 whitening conv and each pool.
+            ConvolutionPasses(name: "airbench-muon 3x3 24->64 31x31", batch: n, inChannels: 24, height: 31, width: 31, outChannels: 64, kernel: 3),
+            ConvolutionPasses(name: "airbench-muon 3x3 64->64 15x15", batch: n, inChannels: 64, height: 15, width: 15, outChannels: 64, kernel: 3),
+            ConvolutionPasses(name: "airbench-muon 3x3 64->256 15x15", batch: n, inChannels: 64, height: 15, width: 15, outChannels: 256, kernel: 3),
+            ConvolutionPasses(name: "airbench-muon 3x3 256->256 7x7", batch: n, inChannels: 256, height: 7, width: 7, outChannels: 256, kernel: 3),
+            ConvolutionPasses(name: "airbench-muon 3x3 256->256 3x3", batch: n, inChannels: 256, height: 3, width: 3, outChannels: 256, kernel: 3),
         ]
     }
 
@@ -143,21 +149,22 @@ struct BenchOps: ParsableCommand {
         guard repetitions > 0, batch > 0 else { throw ValidationError("--repetitions and --batch must be positive") }
         let sgemmSeconds = timeSgemm(size: 2048, repetitions: repetitions)
         let sgemm = 2 * pow(2048.0, 3) / sgemmSeconds / 1e9
-        var rows: [(name: String, pass: String, ms: Double, gflops: Double, impl: String)] = []
+        var rows: [(name: String, pass: String, ms: Double, gflops: Double, impl: String, error: Double)] = []
         for shape in Self.shapes(batch: batch) {
             let passes: [(String, () -> Void)] = [
                 ("forward", shape.forward), ("backward_data", shape.backwardData), ("backward_weights", shape.backwardWeights),
             ]
             let seconds = passes.map { medianSeconds(repetitions: repetitions, $0.1) }
             let impl = shape.implementations  // after the first calls: what autotuning kept
+            let errors = shape.relativeErrors()
             for (i, s) in seconds.enumerated() {
-                rows.append((shape.name, passes[i].0, s * 1e3, shape.flops / s / 1e9, impl[i]))
+                rows.append((shape.name, passes[i].0, s * 1e3, shape.flops / s / 1e9, impl[i], errors[i]))
             }
         }
         if json {
             let ops: [[String: Any]] = rows.map {
                 ["name": $0.name, "pass": $0.pass, "ms": round3($0.ms), "gflops": round3($0.gflops),
-                 "ratio_to_sgemm": round3($0.gflops / sgemm), "implementation": $0.impl]
+                 "ratio_to_sgemm": round3($0.gflops / sgemm), "implementation": $0.impl, "relative_error": $0.error]
             }
             let object: [String: Any] = ["sgemm_gflops": round3(sgemm), "threads": Threading.count, "batch": batch, "ops": ops]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
@@ -165,10 +172,12 @@ struct BenchOps: ParsableCommand {
             return
         }
         print("threads \(Threading.count), batch \(batch), median of \(repetitions); sgemm 2048³: \(String(format: "%.1f", sgemm)) GFLOP/s")
-        print(pad("shape", 36) + pad("pass", 18) + lpad("ms", 9) + lpad("GFLOP/s", 9) + lpad("×sgemm", 8) + "  implementation")
+        print("GFLOP/s counts direct-convolution FLOPs; error: max |result - im2col+GEMM| / max |im2col+GEMM|")
+        print(pad("shape", 40) + pad("pass", 18) + lpad("ms", 9) + lpad("GFLOP/s", 9) + lpad("×sgemm", 8) + lpad("error", 9) + "  implementation")
         for r in rows {
-            print(pad(r.name, 36) + pad(r.pass, 18) + lpad(String(format: "%.2f", r.ms), 9)
-                  + lpad(String(format: "%.1f", r.gflops), 9) + lpad(String(format: "%.2f", r.gflops / sgemm), 8) + "  " + r.impl)
+            print(pad(r.name, 40) + pad(r.pass, 18) + lpad(String(format: "%.2f", r.ms), 9)
+                  + lpad(String(format: "%.1f", r.gflops), 9) + lpad(String(format: "%.2f", r.gflops / sgemm), 8)
+                  + lpad(String(format: "%.1e", r.error), 9) + "  " + r.impl)
         }
     }
 }

@@ -150,7 +150,8 @@ import SproutData
 
     /// Every recipe resolves; flags override it; an unknown one is a clear error.
     @Test(.enabled(if: binaryBuilt, notBuilt)) func recipesPrintTheirConfiguration() throws {
-        for name in ["mnist", "fashion-mnist", "cifar10-tutorial", "cifar10-tutorial-modern", "cifar10-fast", "cifar10-fast-short"] {
+        for name in ["mnist", "fashion-mnist", "cifar10-tutorial", "cifar10-tutorial-modern", "cifar10-fast", "cifar10-fast-short",
+                     "cifar10-airbench", "photos-frozen", "photos-finetune"] {
             let r = try sprout(["train", "--recipe", name, "--data-dir", "/data", "--print-config"])
             #expect(r.status == 0, "\(name): \(r.stderr)")
             let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
@@ -158,7 +159,7 @@ import SproutData
         }
         let fast = try sprout(["train", "--recipe", "cifar10-fast", "--data-dir", "/data", "--epochs", "3", "--tta", "flip", "--print-config"])
         let object = try JSONSerialization.jsonObject(with: Data(fast.stdout.utf8)) as? [String: Any]
-        #expect(object?["model"] as? String == "airbench" && object?["epochs"] as? Int == 3)
+        #expect(object?["model"] as? String == "airbench-muon" && object?["epochs"] as? Int == 3)
         #expect(object?["testTimeAugmentation"] as? String == "flip" && object?["validationSplit"] as? Int == 5000)
         let fashion = try sprout(["train", "--recipe", "fashion-mnist", "--flip", "false", "--lr-start", "0.3", "--lr-end", "0.05", "--print-config"])
         let f = try JSONSerialization.jsonObject(with: Data(fashion.stdout.utf8)) as? [String: Any]

@@ -29,7 +29,7 @@ import SproutTensor
     /// Muon for the filters, SGD for biases and the head at their own rates, the whitening
     /// bias on its own three-epoch decay; decay given as weightDecay / rate.
     @Test func theOptimizerSetAssignsEveryParameterOnce() throws {
-        var config = try Recipe.named("cifar10-muon").configuration
+        var config = try Recipe.named("cifar10-fast").configuration
         config.width = 0.25
         let model = try GlobalRandom.withSeed(1) { try Zoo.build("airbench-muon", inputShape: [3, 32, 32], classes: 10, width: 0.25) }
         let (optimizer, schedule) = try makeOptimizer(config, model: model, stepsPerEpoch: 22)

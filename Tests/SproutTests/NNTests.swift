@@ -91,7 +91,8 @@ import Synchronization
     @Test func diracConvolutionIsTheIdentity() {
         let conv = Conv2D(inChannels: 3, outChannels: 3, kernelSize: 3, padding: .same, bias: false, weightInitializer: .dirac)
         let x = Tensor.arange(to: 3 * 5 * 5).reshaped(to: [1, 3, 5, 5])
-        #expect(withoutGradient { conv(x) }.scalars == x.scalars)
+        // Exact on a direct convolution; within rounding where the Winograd kernels run it.
+        #expect(zip(withoutGradient { conv(x) }.scalars, x.scalars).allSatisfy { abs($0 - $1) <= 1e-5 * 75 })
     }
 
     @Test func initializersHaveTheirScale() {

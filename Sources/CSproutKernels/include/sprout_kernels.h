@@ -71,6 +71,21 @@ const char *sprout_dnnl_version(void);
 /// convolution candidates per problem instead of the fixed rule. Defaults: 1, 0.
 void sprout_dnnl_configure(int enabled, int autotune);
 int sprout_dnnl_enabled(void);
+/// 1 when oneDNN's kernels on this CPU use AVX-512 (its effective ISA, after ONEDNN_MAX_CPU_ISA).
+int sprout_dnnl_has_avx512(void);
+
+// ---- Winograd F(4x4, 3x3) convolutions (winograd.c) -------------------------------
+/// 1 when the problem is a stride-1, ungrouped 3x3 convolution (padding 0-2) this CPU can
+/// run with the AVX2+FMA Winograd kernels.
+int sprout_winograd_supported(const sprout_conv_problem *p);
+/// The three passes on `threads` threads (OpenMP's pool). 0 on success, non-zero when the
+/// problem is not supported or scratch memory could not be had (the caller falls back).
+int sprout_winograd_forward(const sprout_conv_problem *p, const float *x, const float *w, const float *bias,
+                            float *y, int threads);
+int sprout_winograd_backward_data(const sprout_conv_problem *p, const float *dy, const float *w, float *dx,
+                                  int threads);
+int sprout_winograd_backward_weights(const sprout_conv_problem *p, const float *x, const float *dy, float *dw,
+                                     float *dbias, int threads);
 
 /// The convolution glue's state — primitive cache, stream, scratch — for one thread of work.
 /// A thread uses the process's default context until it binds one of its own; a context is

@@ -4,7 +4,8 @@ import Glibc
 #endif
 
 extension CPUBackend {
-    // MARK: - Convolution: oneDNN (blocked or plain layout, by the C glue's rule), else im2col + GEMM
+    // MARK: - Convolution: Winograd where WinogradRule says so, else oneDNN (blocked or plain layout,
+    // by the C glue's rule), else im2col + GEMM
 
     static func problem(_ s: ConvolutionShape) -> sprout_conv_problem {
         sprout_conv_problem(
@@ -18,7 +19,11 @@ extension CPUBackend {
         let y = output([shape.n, shape.k, shape.oh, shape.ow])
         guard y.count > 0 else { return y }
         var q = Self.problem(shape)
-        _ = Threading.count
+        if WinogradRule.chooses(q, pass: .forward),
+           sprout_winograd_forward(&q, x.storage.pointer, w.storage.pointer, b?.storage.pointer, y.storage.pointer,
+                                   Int32(Threading.count)) == 0 {
+            return y
+        }
         if sprout_conv_forward(&q, x.storage.pointer, w.storage.pointer, b?.storage.pointer, y.storage.pointer) != 0 {
             Im2col(q).forward(x: x.storage.pointer, w: w.storage.pointer, b: b?.storage.pointer, y: y.storage.pointer)
         }
@@ -29,6 +34,11 @@ extension CPUBackend {
         let dx = output([shape.n, shape.c, shape.h, shape.w])
         var q = Self.problem(shape)
         q.has_bias = 0
+        if WinogradRule.chooses(q, pass: .backwardData),
+           sprout_winograd_backward_data(&q, dy.storage.pointer, w.storage.pointer, dx.storage.pointer,
+                                         Int32(Threading.count)) == 0 {
+            return dx
+        }
         if sprout_conv_backward_data(&q, dy.storage.pointer, w.storage.pointer, dx.storage.pointer) != 0 {
             Im2col(q).backwardData(dy: dy.storage.pointer, w: w.storage.pointer, dx: dx.storage.pointer)
         }
@@ -39,6 +49,11 @@ extension CPUBackend {
         let dw = output([shape.k, shape.c / shape.groups, shape.r, shape.s])
         let db = shape.hasBias ? output([shape.k]) : nil
         var q = Self.problem(shape)
+        if WinogradRule.chooses(q, pass: .backwardWeights),
+           sprout_winograd_backward_weights(&q, x.storage.pointer, dy.storage.pointer, dw.storage.pointer,
+                                            db?.storage.pointer, Int32(Threading.count)) == 0 {
+            return (dw, db)
+        }
         if sprout_conv_backward_weights(&q, x.storage.pointer, dy.storage.pointer, dw.storage.pointer, db?.storage.pointer) != 0 {
             Im2col(q).backwardWeights(x: x.storage.pointer, dy: dy.storage.pointer, dw: dw.storage.pointer, db: db?.storage.pointer)
         }
@@ -274,7 +289,43 @@ public func convolutionImplementation(inputShape: [Int], weightShape: [Int], str
     return (0..<3).map { pass in
         var q = p
         if pass == 1 { q.has_bias = 0 }
+        if WinogradRule.chooses(q, pass: WinogradRule.Pass(rawValue: pass)!) { return "sprout:winograd-f4x4:avx2" }
         let name = String(cString: sprout_conv_implementation(&q, Int32(pass)))
         return name.isEmpty ? "im2col+blas" : "onednn:\(name)"
+    }
+}
+
+/// When the CPU backend runs a 3x3 convolution pass with Sprout's Winograd kernels
+/// (`winograd.c`, AVX2+FMA) instead of oneDNN. SPROUT_WINOGRAD=on/off overrides the rule.
+///
+/// The rule, from `sprout bench ops` (2 threads, batch 128; docs/performance.md has the table):
+/// - backward-weights: always. Against oneDNN's GEMM-based kernel it was 0.8-1.05x the time
+///   with AVX-512 and 0.5-0.8x with AVX2.
+/// - forward and backward-data: when every output map is at least 4x4 (one tile; a 3x3 map
+///   pays for 16 outputs and keeps 9: 1.8x slower than oneDNN with AVX-512, level with AVX2),
+///   and, where oneDNN has AVX-512 kernels, at least 8x8 (7x7 maps were level, 8x8 and larger
+///   1.2-1.8x faster; with AVX2 every map of 4x4 and more was 1.8-3.1x faster).
+public enum WinogradRule {
+    public enum Pass: Int, Sendable { case forward = 0, backwardData = 1, backwardWeights = 2 }
+
+    static let oneDNNHasAVX512 = sprout_dnnl_has_avx512() != 0
+
+    /// Overrides SPROUT_WINOGRAD for the current task, e.g. to compare a model's gradients
+    /// with and without Winograd in one process: `WinogradRule.$mode.withValue(.off) { … }`.
+    @TaskLocal public static var mode: RuntimeSettings.Winograd?
+
+    static func chooses(_ p: sprout_conv_problem, pass: Pass) -> Bool {
+        let mode = Self.mode ?? RuntimeSettings.current.winograd
+        if mode == .off { return false }
+        var q = p
+        guard sprout_winograd_supported(&q) != 0 else { return false }
+        if mode == .on { return true }
+        return measuredFaster(outputHeight: Int(p.oh), outputWidth: Int(p.ow), pass: pass, oneDNNHasAVX512: oneDNNHasAVX512)
+    }
+
+    public static func measuredFaster(outputHeight oh: Int, outputWidth ow: Int, pass: Pass, oneDNNHasAVX512: Bool) -> Bool {
+        if pass == .backwardWeights { return true }
+        guard oh >= 4, ow >= 4 else { return false }
+        return !oneDNNHasAVX512 || oh * ow >= 64
     }
 }
