@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The web page in a real headless browser (Chromium from Debian): loads /?selftest=1, which
 # draws an image, uploads it through the page's own form code and renders the top-5; then
-# reads the rendered DOM. Also checks that SIGTERM stops the server with exit status 0.
+# reads the rendered DOM; then again with the "Why?" (Grad-CAM) box ticked. Also checks that
+# SIGTERM stops the server with exit status 0.
 #   scripts/serve_browser_check.sh RUN_DIR [PORT]
 set -euo pipefail
 RUN=${1:?usage: serve_browser_check.sh RUN_DIR [PORT]}
@@ -22,7 +23,12 @@ echo "browser: $("$BROWSER" --version 2>/dev/null)"
 echo "rendered prediction rows: $rows"
 echo "labels: $(grep -o '<span class="label">[^<]*</span>' <<<"$dom" | sed 's/<[^>]*>//g' | paste -sd, -)"
 echo "meta: $(sed 's/<[^>]*>//g' <<<"$meta")"
+# The "Why?" box: the same self-test with Grad-CAM ticked draws the heat map under the photo.
+why=$("$BROWSER" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --virtual-time-budget=20000 \
+      --dump-dom "http://127.0.0.1:$PORT/?selftest=1&why=1" 2>/dev/null)
+explained=$(grep -c 'data-explained="true"' <<<"$why" || true)
+echo "Grad-CAM: $(grep -o '<p id="heatnote"[^>]*>[^<]*' <<<"$why" | sed 's/<[^>]*>//g')"
 kill -TERM $server
 wait $server && status=0 || status=$?
 echo "server exit status after SIGTERM: $status"
-[ "$rows" -ge 1 ] && grep -q "version" <<<"$meta" && [ "$status" = 0 ] && echo "browser check: OK"
+[ "$rows" -ge 1 ] && grep -q "version" <<<"$meta" && [ "$status" = 0 ] && [ "$explained" -ge 1 ] && echo "browser check: OK"

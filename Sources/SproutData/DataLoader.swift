@@ -149,10 +149,37 @@ public final class DataLoader: @unchecked Sendable {
         dropLast ? dataset.count / batchSize : (dataset.count + batchSize - 1) / batchSize
     }
 
-    /// The sample order of an epoch (a seeded Fisher-Yates shuffle, or 0..<n).
+    /// With shuffling: each epoch draws `dataset.count` samples with replacement, sample i
+    /// with probability proportional to sampleWeights[i] (balanced sampling), instead of
+    /// a permutation.
+    public var sampleWeights: [Double]? {
+        didSet {
+            precondition(sampleWeights.map { $0.count == dataset.count && $0.allSatisfy { $0 >= 0 } && $0.contains { $0 > 0 } } ?? true,
+                         "DataLoader: one non-negative weight per sample, not all zero")
+        }
+    }
+
+    /// The sample order of an epoch (a seeded Fisher-Yates shuffle, a seeded weighted draw
+    /// with `sampleWeights`, or 0..<n).
     public func order(epoch: Int) -> [Int] {
         var order = Array(0..<dataset.count)
         guard shuffle else { return order }
+        if let weights = sampleWeights {
+            var cumulative = [Double](), total = 0.0
+            cumulative.reserveCapacity(weights.count)
+            for w in weights { total += w; cumulative.append(total) }
+            var g = SeededGenerator(seed: mix(seed, UInt64(epoch), 0x5741_4954))
+            for i in order.indices {
+                let u = Double(g.next() >> 11) / Double(1 << 53) * total
+                var lo = 0, hi = cumulative.count - 1
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if cumulative[mid] > u { hi = mid } else { lo = mid + 1 }
+                }
+                order[i] = lo
+            }
+            return order
+        }
         var g = SeededGenerator(seed: mix(seed, UInt64(epoch), 0x5348_5546))
         for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, g.nextInt(below: i + 1)) }
         return order

@@ -26,9 +26,11 @@ extension TransferableClassifier {
 
 extension ResNet: TransferableClassifier {
     //   x: [N, C, H, W] → [N, F]
-    public func forwardFeatures(_ x: Tensor) -> Tensor {
+    public func forwardFeatures(_ x: Tensor) -> Tensor { globalAvgPool2d(forwardFeatureMap(x)) }
+    /// The last block's output, before pooling: [N, C, H, W] → [N, F, h, w].
+    public func forwardFeatureMap(_ x: Tensor) -> Tensor {
         let y = maxpool(bn1.forward(conv1(x), fusedReLU: true))
-        return globalAvgPool2d(layer4(layer3(layer2(layer1(y)))))
+        return layer4(layer3(layer2(layer1(y))))
     }
     public func forwardHead(_ features: Tensor) -> Tensor { fc(features) }
     public var featureCount: Int { fc.weight.shape[1] }
@@ -43,7 +45,9 @@ extension ResNet: TransferableClassifier {
 }
 
 extension MobileNetV2: TransferableClassifier {
-    public func forwardFeatures(_ x: Tensor) -> Tensor { globalAvgPool2d(features.forward(x)) }
+    public func forwardFeatures(_ x: Tensor) -> Tensor { globalAvgPool2d(forwardFeatureMap(x)) }
+    /// The last block's output, before pooling: [N, C, H, W] → [N, F, h, w].
+    public func forwardFeatureMap(_ x: Tensor) -> Tensor { features.forward(x) }
     public func forwardHead(_ features: Tensor) -> Tensor { classifier(features) }
     public var featureCount: Int { (classifier.children.last?.layer as? Linear)?.weight.shape[1] ?? 0 }
     public var headPrefix: String { "classifier." }
@@ -51,10 +55,12 @@ extension MobileNetV2: TransferableClassifier {
 }
 
 extension EfficientNetLite: TransferableClassifier {
-    public func forwardFeatures(_ x: Tensor) -> Tensor {
+    public func forwardFeatures(_ x: Tensor) -> Tensor { globalAvgPool2d(forwardFeatureMap(x)) }
+    /// The head convolution's output, before pooling: [N, C, H, W] → [N, F, h, w].
+    public func forwardFeatureMap(_ x: Tensor) -> Tensor {
         var y = clamp(_bn0(_conv_stem(x)), min: 0, max: 6)
         for block in _blocks { y = block(y) }
-        return globalAvgPool2d(clamp(_bn1(_conv_head(y)), min: 0, max: 6))
+        return clamp(_bn1(_conv_head(y)), min: 0, max: 6)
     }
     public func forwardHead(_ features: Tensor) -> Tensor { _fc(_dropout(features)) }
     public var featureCount: Int { _fc.weight.shape[1] }

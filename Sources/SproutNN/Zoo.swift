@@ -4,9 +4,11 @@ import SproutTensor
 public enum ModelError: Error, CustomStringConvertible, Equatable {
     case unknownModel(String, known: [String])
     case unsupportedInput(model: String, shape: [Int], expected: String)
+    case unsupportedKernelSize(model: String)
 
     public var description: String {
         switch self {
+        case let .unsupportedKernelSize(model): return "model '\(model)' has no kernel-size setting (tf-cifar10 and tf-cifar10-nolrn have one)"
         case let .unknownModel(name, known): return "unknown model '\(name)'; the zoo has: \(known.joined(separator: ", "))"
         case let .unsupportedInput(model, shape, expected): return "model '\(model)' cannot take input \(shape): it expects \(expected)"
         }
@@ -111,10 +113,13 @@ public enum Zoo {
 
     /// Builds `name` for inputs [C, H, W] and `classes` outputs. `width` scales channel
     /// counts where the model has one (resnet9, resnet18, airbench).
-    public static func build(_ name: String, inputShape: [Int], classes: Int, width: Float = 1) throws -> any Layer {
+    /// `kernelSize` replaces the convolutions' kernel size where a model has that setting
+    /// (the TensorFlow tutorial's 5×5), for experiments such as "what do 3×3 kernels do?".
+    public static func build(_ name: String, inputShape: [Int], classes: Int, width: Float = 1, kernelSize: Int? = nil) throws -> any Layer {
         guard inputShape.count == 3 else {
             throw ModelError.unsupportedInput(model: name, shape: inputShape, expected: "[C, H, W]")
         }
+        if kernelSize != nil && !["tf-cifar10", "tf-cifar10-nolrn"].contains(name) { throw ModelError.unsupportedKernelSize(model: name) }
         let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
         func scaled(_ n: Int) -> Int { max(1, Int((Float(n) * width).rounded())) }
         switch name {
@@ -166,7 +171,7 @@ public enum Zoo {
                 Linear(inFeatures: 84, outFeatures: classes)
             }
         case "tf-cifar10", "tf-cifar10-nolrn":
-            return tfCifar10(inputShape: inputShape, classes: classes, lrn: name == "tf-cifar10")
+            return tfCifar10(inputShape: inputShape, classes: classes, lrn: name == "tf-cifar10", kernelSize: kernelSize ?? 5)
         case "resnet9":
             return resnet9(inChannels: c, classes: classes, width: width)
         case "airbench", "airbench-muon":
@@ -202,7 +207,7 @@ public enum Zoo {
 
     /// The TensorFlow CIFAR-10 tutorial net, layer for layer, with its initialisation and
     /// its weight decay (0.004 on the two hidden fully connected layers only).
-    static func tfCifar10(inputShape: [Int], classes: Int, lrn: Bool) -> any Layer {
+    static func tfCifar10(inputShape: [Int], classes: Int, lrn: Bool, kernelSize k: Int = 5) -> any Layer {
         let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
         // Two SAME 3×3/2 pools: ⌈⌈h/2⌉/2⌉
         let (ph, pw) = (((h + 1) / 2 + 1) / 2, ((w + 1) / 2 + 1) / 2)
@@ -212,12 +217,12 @@ public enum Zoo {
         fc3.weight.weightDecay = 0.004
         fc4.weight.weightDecay = 0.004
         return Sequential {
-            Conv2D(inChannels: c, outChannels: 64, kernelSize: 5, padding: .same,
+            Conv2D(inChannels: c, outChannels: 64, kernelSize: k, padding: .same,
                    weightInitializer: .truncatedNormal(std: 5e-2), biasInitializer: .zeros)
             ReLU()
             MaxPool2D(kernelSize: 3, stride: 2, padding: .same)
             if lrn { LocalResponseNorm(depthRadius: 4, bias: 1, alpha: 0.001 / 9, beta: 0.75) }
-            Conv2D(inChannels: 64, outChannels: 64, kernelSize: 5, padding: .same,
+            Conv2D(inChannels: 64, outChannels: 64, kernelSize: k, padding: .same,
                    weightInitializer: .truncatedNormal(std: 5e-2), biasInitializer: .constant(0.1))
             ReLU()
             if lrn { LocalResponseNorm(depthRadius: 4, bias: 1, alpha: 0.001 / 9, beta: 0.75) }

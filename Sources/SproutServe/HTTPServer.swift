@@ -36,7 +36,7 @@ public enum SproutHTTPServer {
             // TensorFlow Serving's verbs ride on the last path segment: NAME:classify, NAME:predict.
             let target = try context.parameters.require("target")
             guard let colon = target.lastIndex(of: ":") else {
-                return respond(.error(404, "POST /v1/models/NAME:classify or /v1/models/NAME:predict"))
+                return respond(.error(404, "POST /v1/models/NAME:classify, NAME:predict or NAME:explain"))
             }
             let name = String(target[..<colon]), verb = target[target.index(after: colon)...]
             var request = request
@@ -48,8 +48,13 @@ public enum SproutHTTPServer {
                 return respond(await service.classify(name, body: body, contentType: request.headers[.contentType], topK: k))
             case "predict":
                 return respond(await service.predict(name, body: body))
+            case "explain":
+                let query = request.uri.queryParameters
+                return respond(await service.explain(name, body: body, contentType: request.headers[.contentType],
+                                                     method: query.get("method").map { String($0) },
+                                                     className: query.get("class").map { String($0) }))
             default:
-                return respond(.error(404, "unknown verb '\(verb)' (classify, predict)"))
+                return respond(.error(404, "unknown verb '\(verb)' (classify, predict, explain)"))
             }
         }
         var app = Application(router: router,

@@ -68,15 +68,11 @@ public final class InferenceService: @unchecked Sendable {
     public func classify(_ name: String, body: [UInt8], contentType: String?, topK: Int?) async -> APIResponse {
         let started = Date()
         guard let slot = slots[name] else { return unknown(name) }
-        var image = body
-        if let contentType, contentType.lowercased().hasPrefix("multipart/form-data") {
-            guard let boundary = Multipart.boundary(contentType: contentType),
-                  let file = Multipart.firstFile(body, boundary: boundary) else {
-                return .error(400, "multipart/form-data body without a readable part (boundary missing or malformed)")
-            }
-            image = file
+        let image: [UInt8]
+        switch Self.uploadedImage(body, contentType: contentType) {
+        case .success(let bytes): image = bytes
+        case .failure(let response): return response.response
         }
-        if image.isEmpty { return .error(400, "empty body: send PNG or JPEG bytes, or a multipart/form-data upload") }
         let pixels: [UInt8]
         do {
             // The classifier's own preprocessing: the view the model was evaluated on.
@@ -97,6 +93,41 @@ public final class InferenceService: @unchecked Sendable {
             return .error(503, "\(error)")
         } catch {
             return .error(500, "inference failed: \(error)")
+        }
+    }
+
+    /// POST …:explain — a PNG/JPEG body (raw or multipart): the top class (or `className`)
+    /// and a Grad-CAM (or saliency) heat map over the preprocessed image, as base64 PNG.
+    public func explain(_ name: String, body: [UInt8], contentType: String?, method: String?, className: String?) async -> APIResponse {
+        guard let slot = slots[name] else { return unknown(name) }
+        let image: [UInt8]
+        switch Self.uploadedImage(body, contentType: contentType) {
+        case .success(let bytes): image = bytes
+        case .failure(let response): return response.response
+        }
+        guard let chosen = Explanation.Method(rawValue: method ?? "gradcam") else {
+            return .error(400, "method must be gradcam or saliency, got '\(method ?? "")'")
+        }
+        let classifier = slot.current.classifier
+        let names = slot.current.manifest.classNames
+        var target: Int?
+        if let className {
+            guard let i = names.firstIndex(of: className) else { return .error(400, "unknown class '\(className)'") }
+            target = i
+        }
+        do {
+            let images = try classifier.preprocess(bytes: image, name: "request body")
+            let heat = try Explanation.heatMap(chosen, model: classifier.model, input: classifier.inputs(images), classIndex: target)
+            let picture = Explanation.overlay(heat, on: images.pixels, channels: images.channels)
+            let png = ImageWriter.encode(planar: picture, channels: 3, height: heat.height, width: heat.width, format: .png)
+            let label = heat.classIndex < names.count ? names[heat.classIndex] : "\(heat.classIndex)"
+            return .json(200, ["model": name, "version": slot.current.step, "label": label,
+                               "probability": Double(heat.probabilities[heat.classIndex]), "method": chosen.rawValue,
+                               "location": heat.location, "png_base64": Data(png).base64EncodedString()])
+        } catch let error as TensorMemoryError {
+            return .error(503, "\(error)")
+        } catch {
+            return .error(400, "\(error)")
         }
     }
 
@@ -141,6 +172,22 @@ public final class InferenceService: @unchecked Sendable {
         } catch {
             return .error(500, "inference failed: \(error)")
         }
+    }
+
+    struct Refusal: Error { let response: APIResponse }
+
+    /// The image of a request: the body itself, or the first file of a multipart/form-data upload.
+    static func uploadedImage(_ body: [UInt8], contentType: String?) -> Result<[UInt8], Refusal> {
+        var image = body
+        if let contentType, contentType.lowercased().hasPrefix("multipart/form-data") {
+            guard let boundary = Multipart.boundary(contentType: contentType),
+                  let file = Multipart.firstFile(body, boundary: boundary) else {
+                return .failure(Refusal(response: .error(400, "multipart/form-data body without a readable part (boundary missing or malformed)")))
+            }
+            image = file
+        }
+        if image.isEmpty { return .failure(Refusal(response: .error(400, "empty body: send PNG or JPEG bytes, or a multipart/form-data upload"))) }
+        return .success(image)
     }
 
     /// [H][W][C] (or [H][W]) numbers in 0…255 → planar C×H×W bytes; nil on any mismatch.

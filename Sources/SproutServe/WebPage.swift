@@ -1,7 +1,8 @@
 /// The page at `/`: choose or drop a photo, see the top-5 with bars and the model's version.
 /// Plain HTML and JavaScript, no external resources (the server may have no internet).
 /// `/?selftest=1` classifies a generated image on load, and `/?selftest=URL` the photo at URL
-/// (fetched, then submitted through the same code as a chosen file), for the headless-browser checks.
+/// (fetched, then submitted through the same code as a chosen file), for the headless-browser checks;
+/// `&why=1` ticks the Grad-CAM box first.
 enum WebPage {
     static let html = #"""
 <!doctype html>
@@ -22,6 +23,7 @@ enum WebPage {
   .bar { height: 1rem; background: #4c8c4c; border-radius: 3px; }
   .pct { width: 4rem; text-align: right; font-variant-numeric: tabular-nums; }
   #meta, #error, #dims { color: #555; font-size: 0.9rem; } #error { color: #a00; }
+  #heat { max-width: 16rem; display: block; margin: 0.5rem auto; image-rendering: auto; } #heat.tiny { width: 8rem; image-rendering: pixelated; }
 </style>
 </head>
 <body>
@@ -29,6 +31,8 @@ enum WebPage {
 <label>Model <select id="model"></select></label>
 <div id="drop">Drop a photo here, or click to choose one<input id="file" type="file" accept="image/png,image/jpeg" hidden>
   <img id="preview" alt="" hidden><span id="dims"></span></div>
+<label><input id="why" type="checkbox"> Why? Show where the model looked (Grad-CAM)</label>
+<img id="heat" alt="Grad-CAM heat map" hidden><p id="heatnote" class="note"></p>
 <div id="results"></div>
 <p id="meta"></p>
 <p id="error"></p>
@@ -64,6 +68,19 @@ async function classify(blob) {
   }
   $("meta").textContent = `${body.model}, version ${body.version} · ${body.latency_ms.toFixed(1)} ms`;
   document.body.dataset.classified = "true";
+  if ($("why").checked) explain(blob);
+}
+let lastBlob = null;
+async function explain(blob) {
+  const form = new FormData(); form.append("image", blob, "image");
+  const r = await fetch(`/v1/models/${encodeURIComponent($("model").value)}:explain`, { method: "POST", body: form });
+  const body = await r.json();
+  if (!r.ok) { $("error").textContent = body.error || r.statusText; return; }
+  const img = $("heat");
+  img.onload = () => img.classList.toggle("tiny", img.naturalWidth < 96);
+  img.src = `data:image/png;base64,${body.png_base64}`; img.hidden = false;
+  $("heatnote").textContent = `Grad-CAM for "${body.label}" (${(100 * body.probability).toFixed(1)}%) at ${body.location}: red is where the evidence was.`;
+  document.body.dataset.explained = "true";
 }
 function show(file) {
   // The browser draws the photo upright (EXIF orientation), as the server decodes it.
@@ -73,8 +90,10 @@ function show(file) {
     $("dims").textContent = `${img.naturalWidth}×${img.naturalHeight} px, ${(file.size / 1048576).toFixed(1)} MB`;
   };
   img.src = URL.createObjectURL(file); img.hidden = false;
+  lastBlob = file; $("heat").hidden = true; $("heatnote").textContent = "";
   classify(file);
 }
+$("why").onchange = () => { if ($("why").checked && lastBlob) explain(lastBlob); else if (!$("why").checked) { $("heat").hidden = true; $("heatnote").textContent = ""; } };
 $("drop").onclick = () => $("file").click();
 $("file").onchange = () => $("file").files[0] && show($("file").files[0]);
 $("drop").ondragover = (e) => { e.preventDefault(); $("drop").classList.add("over"); };
@@ -98,7 +117,9 @@ async function selftestPhoto(url) {
   show(await r.blob());
 }
 loadModels().then(() => {
-  const test = new URLSearchParams(location.search).get("selftest");
+  const params = new URLSearchParams(location.search);
+  const test = params.get("selftest");
+  if (params.get("why") !== null) $("why").checked = true;
   if (test === null) return;
   if (test.startsWith("http") || test.startsWith("/")) selftestPhoto(test); else selftest();
 });

@@ -13,14 +13,17 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public var width: Float
     /// The JSON layer description of a `--model-spec` net (name is then the file's name).
     public var layers: String?
+    /// The convolutions' kernel size where the zoo model has that setting (nil: its own).
+    public var kernelSize: Int?
 
-    public init(name: String, inputShape: [Int], classes: Int, width: Float = 1, layers: String? = nil) {
+    public init(name: String, inputShape: [Int], classes: Int, width: Float = 1, layers: String? = nil, kernelSize: Int? = nil) {
         (self.name, self.inputShape, self.classes, self.width, self.layers) = (name, inputShape, classes, width, layers)
+        self.kernelSize = kernelSize
     }
 
     public func build() throws -> any Layer {
         if let layers { return try ModelSpecFile.build(json: layers, inputShape: inputShape, classes: classes) }
-        return try Zoo.build(name, inputShape: inputShape, classes: classes, width: width)
+        return try Zoo.build(name, inputShape: inputShape, classes: classes, width: width, kernelSize: kernelSize)
     }
 }
 

@@ -16,6 +16,8 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     /// JSON layer description (contents of --model-spec), instead of a zoo model.
     public var modelSpec: String?
     public var width: Float = 1
+    /// The convolutions' kernel size, where the zoo model has that setting (tf-cifar10's 5×5).
+    public var kernelSize: Int?
     public var epochs = 10
     public var steps: Int?
     public var batchSize = 128
@@ -105,6 +107,12 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     /// End training when this validation metric has not improved for `patience` validations;
     /// the best checkpoint is marked and kept (`--checkpoint best`).
     public var earlyStop: EarlyStopping.Metric?
+    /// For classes of different sizes: "auto" weighs each class's loss by n / (classes · n_c)
+    /// (scikit-learn's "balanced"), so a rare class counts as much as a common one.
+    public var classWeights: String?
+    /// For classes of different sizes: each epoch draws its images with replacement, every
+    /// class equally likely (a rare class's images repeat, a common class's are sub-sampled).
+    public var balancedSampling: Bool?
     public var patience: Int?
     /// With test-time augmentation: apply it only to this share of the validation images, the
     /// least confident under the plain view (nil: all; 0.25 is the hiverge speedrun's).

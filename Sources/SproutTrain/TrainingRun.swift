@@ -53,7 +53,7 @@ public final class TrainingRun {
         let data = try RunData.load(config)
         seedEverything(config.seed)
         let spec = ModelSpec(name: config.modelName, inputShape: data.modelInput, classes: data.train.classCount, width: config.width,
-                             layers: config.modelSpec)
+                             layers: config.modelSpec, kernelSize: config.kernelSize)
         let model = try spec.build()
         if let pretrained = config.pretrained {
             // The backbone from the file; the head stays new (other classes), unless the file's
@@ -113,6 +113,27 @@ public final class TrainingRun {
                 validation = DataLoader(dataset: validationCache, batchSize: 500, normalization: .unit)
             }
         }
+        // Classes of different sizes: draw every class equally often, or weigh the loss.
+        let classCounts = loader.dataset.classCounts
+        if config.balancedSampling == true {
+            guard case .classes(let labels) = loader.dataset.targets(Array(0..<loader.dataset.count)) else {
+                throw RunError.invalid("--balanced-sampling needs class labels")
+            }
+            loader.sampleWeights = labels.map { 1 / Double(max(1, classCounts[$0])) }
+        }
+        var classWeights: Tensor?
+        switch config.classWeights {
+        case nil, "none"?: break
+        case "auto"?:
+            let n = Float(classCounts.reduce(0, +)), k = Float(classCounts.count)
+            classWeights = Tensor(shape: [classCounts.count], scalars: classCounts.map { $0 > 0 ? n / (k * Float($0)) : 0 })
+        case let other?:
+            let values = other.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
+            guard values.count == classCounts.count, values.allSatisfy({ $0 >= 0 }) else {
+                throw RunError.invalid("--class-weights: 'auto' or \(classCounts.count) non-negative numbers separated by commas, got '\(other)'")
+            }
+            classWeights = Tensor(shape: [values.count], scalars: values)
+        }
         loader.shard = (rank, ranks)
         loader.skipFailures = config.skipBadImages ?? true
         validation.skipFailures = config.skipBadImages ?? true
@@ -130,8 +151,8 @@ public final class TrainingRun {
         trainer.frozenLayers = frozenLayers
         trainer.gradientReducer = distribution?.gradients
         trainer.schedule = schedule
-        trainer.objective = Classification(labelSmoothing: config.labelSmoothing, summed: config.summedLoss ?? false,
-                                           augmentedFraction: config.ttaFraction)
+        trainer.objective = Classification(labelSmoothing: config.labelSmoothing, classWeights: classWeights,
+                                           summed: config.summedLoss ?? false, augmentedFraction: config.ttaFraction)
         trainer.validationInterval = config.validateEvery
         trainer.clipNorm = config.clipNorm
         trainer.testTimeAugmentation = config.testTimeAugmentation ?? .none

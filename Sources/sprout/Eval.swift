@@ -11,6 +11,7 @@ struct Eval: ParsableCommand {
           sprout eval runs/demo                      # newest checkpoint on the test split (val when there is none)
           sprout eval runs/cifar --split val --json
           sprout eval runs/cifar --watch --interval 60   # beside a training process: each new checkpoint once
+          sprout eval runs/flowers --report report       # report/index.html: confusion cells with their images, worst mistakes, calibration
         Results go to RUN_DIR/eval/<split>-<step>.json and .svg; with --watch also eval/* TensorBoard scalars.
         """)
 
@@ -20,6 +21,8 @@ struct Eval: ParsableCommand {
     @Option(help: "Dataset directory (default: the run's).") var dataDir: String?
     @Option(help: "Images per forward pass.") var batchSize = 500
     @Flag(help: "Print one JSON object.") var json = false
+    @Option(help: "Write an error-analysis page, DIR/index.html (self-contained): the confusion matrix with each cell's images, the most confidently wrong images, calibration.")
+    var report: String?
     @Flag(help: "Use the live weights even when the checkpoint has EMA weights.") var noEma = false
     @Option(help: "Test-time augmentation: none, flip or flip-translate (default: the run's).") var tta: TestTimeAugmentation?
     @Flag(help: "Keep polling the run and evaluate each new checkpoint exactly once.") var watch = false
@@ -96,6 +99,13 @@ struct Eval: ParsableCommand {
                                                "tta": augmentation.rawValue])
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
         try writeAtomically([UInt8](data), to: base + ".json")
+        var reportPath: String?
+        if let report {
+            try FileManager.default.createDirectory(atPath: report, withIntermediateDirectories: true)
+            let page = try ErrorReport.html(evaluation: result, dataset: dataset, title: title)
+            reportPath = (report as NSString).appendingPathComponent("index.html")
+            try writeAtomically(Array(page.utf8), to: reportPath!)
+        }
         try writeAtomically(Array(result.confusionSVG(title: title).utf8), to: base + ".svg")
         tensorboard?.add(scalars: [("eval/\(split)/top1", Float(result.top1)), ("eval/\(split)/top5", Float(result.top5)),
                                    ("eval/\(split)/loss", Float(result.loss))], step: step)
@@ -105,7 +115,7 @@ struct Eval: ParsableCommand {
             print(String(decoding: line, as: UTF8.self))
         } else {
             print(result.textReport(title: title))
-            print("saved \(base).json and \(base).svg")
+            print("saved \(base).json and \(base).svg" + (reportPath.map { " and \($0)" } ?? ""))
         }
     }
 }

@@ -9,7 +9,7 @@ struct SproutCommand: AsyncParsableCommand {
         commandName: "sprout",
         abstract: "Sprout: deep learning in Swift, CPU first — train, evaluate, serve, export, benchmark.",
         version: SproutVersion.string,
-        subcommands: [Train.self, Eval.self, Predict.self, Serve.self, Export.self, Bench.self, DataCommand.self, Weights.self, Models.self, SummaryCommand.self, Info.self])
+        subcommands: [Train.self, Eval.self, Compare.self, Predict.self, Explain.self, Show.self, Serve.self, Export.self, Bench.self, DataCommand.self, Weights.self, Models.self, SummaryCommand.self, Info.self])
 
     /// ArgumentParser's entry, plus the memory cap: a command that went over --max-memory
     /// (checked at each training step and at its end) stops with one line and exit code 3.

@@ -54,6 +54,11 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("tta-fraction"), help: "With --tta: augment only this share of the validation images, the least confident (e.g. 0.25).") var ttaFraction: Float?
     @Option(name: .customLong("early-stop"), help: "End training when this validation metric stops improving: val/loss or val/accuracy; the best checkpoint is marked (--checkpoint best).") var earlyStop: EarlyStopping.Metric?
     @Option(help: "With --early-stop: validations without improvement before stopping (default 3).") var patience: Int?
+    @Option(help: "The convolutions' kernel size, for models with that setting (tf-cifar10: 5 by default).") var kernelSize: Int?
+    @Option(help: "Weigh each class's loss: auto (n / (classes × n_class): rare classes count as much as common ones) or one number per class, comma-separated.")
+    var classWeights: String?
+    @Flag(help: "Draw each epoch's images with replacement, every class equally likely (for folders whose classes differ in size).")
+    var balancedSampling = false
     @Option(name: .customLong("val-every"), help: "Validate every N epochs (0: only at the end; default: every epoch).") var valEvery: Int?
     @Option(help: "With --freeze-backbone: compute the backbone's features once (centre crops, and their mirror images when flipping) and train the classifier on them (default true).") var cacheFeatures: Bool?
     @Option(help: "Photo folders: leave out files that do not decode, naming them and counting them at the end (default true); false makes the first one an error.") var skipBadImages: Bool?
@@ -67,6 +72,9 @@ struct Train: ParsableCommand {
     @Option(help: "Checkpoint every N seconds (default 600).") var checkpointEverySeconds: Double?
     @Flag(help: "Under mpirun: batch-norm statistics over the global batch (default: each rank's own).") var syncBn = false
     @Flag(help: "Continue the run in --run-dir from its newest checkpoint.") var resume = false
+    @Flag(help: "Instead of training: the learning-rate range test (rates growing from 1e-6 to 10 over --find-lr-steps batches); prints a suggested --lr and writes RUN_DIR/lr-finder.svg.")
+    var findLr = false
+    @Option(help: "Batches of the --find-lr sweep.") var findLrSteps = 100
     @OptionGroup var threadOptions: ThreadOptions
 
     func makeConfiguration() throws -> RunConfiguration {
@@ -114,6 +122,12 @@ struct Train: ParsableCommand {
         c.validateEvery = valEvery ?? c.validateEvery
         c.earlyStop = earlyStop ?? c.earlyStop
         c.patience = patience ?? c.patience
+        c.classWeights = classWeights ?? c.classWeights
+        if let kernelSize {
+            guard kernelSize >= 1 && kernelSize % 2 == 1 else { throw ValidationError("--kernel-size must be odd and positive, got \(kernelSize)") }
+            c.kernelSize = kernelSize
+        }
+        if balancedSampling { c.balancedSampling = true }
         if let p = c.patience, p < 1 { throw ValidationError("--patience must be at least 1") }
         if c.earlyStop != nil && c.validateEvery == 0 { throw ValidationError("--early-stop needs validation during training: --val-every 1 (or more)") }
         c.ttaFraction = ttaFraction ?? c.ttaFraction
@@ -183,6 +197,22 @@ struct Train: ParsableCommand {
         }
         if let (path, m) = try run.start(resuming: resume) {
             print("resumed from \(path): step \(m.step), epoch \(m.epoch + 1), batch \(m.batchInEpoch)")
+        }
+        if findLr {
+            guard run.featureSources.isEmpty else {
+                throw ValidationError("--find-lr with cached backbone features: add --cache-features false")
+            }
+            let result = try LearningRateFinder(steps: findLrSteps).run(trainer: trainer, loader: run.trainLoader)
+            let base = (runDirectory as NSString).appendingPathComponent("lr-finder")
+            let title = "learning-rate range test: \(run.spec.name), batch \(config.batchSize), \(config.optimizer.rawValue)"
+            try writeAtomically(Array(result.svg(title: title).utf8), to: base + ".svg")
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try writeAtomically([UInt8](try encoder.encode(result)), to: base + ".json")
+            print(String(format: "swept %d batches (%@): steepest descent at lr %.3g (suggested), lowest loss at %.3g",
+                         result.rates.count, result.stopReason, result.steepest, result.minimum))
+            print("wrote \(base).svg and \(base).json; train with --lr \(String(format: "%.3g", result.suggestion))")
+            return
         }
         let summaryText = summary(run.model, inputShape: data.modelInput)
         print("model: \(run.spec.name) — \(grouped(summaryText.totalParameters)) parameters, \(grouped(summaryText.totalFlops)) forward FLOPs per image")
