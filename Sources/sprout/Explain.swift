@@ -35,6 +35,8 @@ struct Explain: ParsableCommand {
     @Option(name: .customLong("class"), help: "Explain this class (name or index) instead of the predicted one.") var className: String?
     @Option(help: "A checkpoint: latest (default), best, a step or a manifest.") var checkpoint: String?
     @Flag(help: "Use the live weights even when the checkpoint has EMA weights.") var noEma = false
+    @Flag(help: "Print one JSON object per image, with center_share: the heat's share inside the central half of the image's area (0.5 for heat spread evenly).")
+    var json = false
     @OptionGroup var threadOptions: ThreadOptions
 
     func run() throws {
@@ -60,7 +62,16 @@ struct Explain: ParsableCommand {
                 : output
             try ImageWriter.writePNG(planar: picture, channels: 3, height: heat.height, width: heat.width, to: file)
             let p = heat.probabilities[heat.classIndex]
-            print(String(format: "%@: %@ (%.1f%%), %@ at %@ -> %@", path, names[heat.classIndex], 100 * p, method.rawValue, heat.location, file))
+            if json {
+                // The central box with half the image's area: 1/√2 of each side, centred.
+                let margin = Float((1 - 0.5.squareRoot()) / 2)
+                let object: [String: Any] = ["image": path, "class": names[heat.classIndex], "probability": Double(p),
+                                             "method": method.rawValue, "location": heat.location, "output": file,
+                                             "center_share": Double(Explanation.heatShare(heat, inside: (margin, margin, 1 - margin, 1 - margin)))]
+                print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+            } else {
+                print(String(format: "%@: %@ (%.1f%%), %@ at %@ -> %@", path, names[heat.classIndex], 100 * p, method.rawValue, heat.location, file))
+            }
         }
     }
 }
