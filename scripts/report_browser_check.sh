@@ -14,8 +14,8 @@ cell=$(grep -o 'href="#cell-[0-9]*-[0-9]*"' "$PAGE" | sed 's/href="#//; s/"//' |
 flags="--headless --no-sandbox --disable-gpu --disable-dev-shm-usage --hide-scrollbars"
 dom=$("$BROWSER" $flags --virtual-time-budget=5000 --dump-dom "file://$PAGE#$cell" 2>/dev/null)
 "$BROWSER" $flags --window-size=1200,1600 --screenshot="$SHOT" "file://$PAGE#$cell" >/dev/null 2>&1
-figures=$(grep -o '<figure>' <<<"$dom" | wc -l)
-external=$(grep -Eo '(src|href)="https?://' <<<"$dom" | wc -l)
+figures=$( (grep -o '<figure>' <<<"$dom" || true) | wc -l)
+external=$( (grep -Eo '(src|href)="https?://' <<<"$dom" || true) | wc -l)
 echo "browser: $("$BROWSER" --version 2>/dev/null)"
 echo "opened cell: $cell ($(grep -o "id=\"$cell\"><h3>[^<]*" <<<"$dom" | sed 's/.*<h3>//'))"
 echo "images: $figures; confusion cells linked: $(grep -o 'href="#cell-' <<<"$dom" | wc -l); external resources: $external"

@@ -7,7 +7,7 @@ public struct RuntimeSettings: Sendable, Equatable {
     public enum Loops: String, Sendable { case best, generic }
     public enum GEMM: String, Sendable { case onednn, openblas }
     public enum Pool: String, Sendable { case openmp, dispatch }
-    public enum Winograd: String, Sendable { case auto, on, off }
+    public enum Winograd: String, Sendable, Codable, CaseIterable { case auto, on, off }
 
     /// SPROUT_NUM_THREADS: threads for Sprout's loops, BLAS and oneDNN (nil: the available cores).
     public var threads: Int?

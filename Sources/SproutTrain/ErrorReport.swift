@@ -66,7 +66,7 @@ public enum ErrorReport {
                    "td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}th{background:#f4f4f4}.l{text-align:left}",
                    "td.cell a{display:block;color:inherit;text-decoration:none}section{display:none;border:1px solid #ccc;padding:8px;margin:10px 0}",
                    "section:target{display:block}figure{display:inline-block;margin:4px;font-size:11px;vertical-align:top;width:110px}",
-                   "img{image-rendering:pixelated;display:block}.note{color:#555}</style></head><body>",
+                   "img{image-rendering:pixelated;display:block}figure img{width:100%;height:auto}.note{color:#555}</style></head><body>",
                    "<h1>\(esc(title))</h1>",
                    "<p>\(e.count) images · top-1 \(String(format: "%.2f%%", 100 * e.top1)) · top-5 \(String(format: "%.2f%%", 100 * e.top5)) · loss \(String(format: "%.4f", e.loss))</p>"]
 

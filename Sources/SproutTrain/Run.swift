@@ -18,6 +18,9 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     public var width: Float = 1
     /// The convolutions' kernel size, where the zoo model has that setting (tf-cifar10's 5×5).
     public var kernelSize: Int?
+    /// Winograd kernels for this run's 3×3 convolutions: auto (WinogradRule), on or off
+    /// (nil: SPROUT_WINOGRAD, else auto).
+    public var winograd: RuntimeSettings.Winograd?
     public var epochs = 10
     public var steps: Int?
     public var batchSize = 128

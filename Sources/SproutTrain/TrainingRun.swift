@@ -244,6 +244,11 @@ public final class TrainingRun {
 
     /// Trains to the configured number of epochs or steps (rank 0 validates each epoch).
     public func fit() throws -> Outcome {
+        guard let mode = configuration.winograd else { return try fitWithKernels() }
+        return try WinogradRule.$mode.withValue(mode) { try fitWithKernels() }
+    }
+
+    func fitWithKernels() throws -> Outcome {
         let started = Date(), firstStep = trainer.step
         if let transfer = model as? any TransferableClassifier {
             for (cache, images) in featureSources where !cache.isComputed {

@@ -55,6 +55,8 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("early-stop"), help: "End training when this validation metric stops improving: val/loss or val/accuracy; the best checkpoint is marked (--checkpoint best).") var earlyStop: EarlyStopping.Metric?
     @Option(help: "With --early-stop: validations without improvement before stopping (default 3).") var patience: Int?
     @Option(help: "The convolutions' kernel size, for models with that setting (tf-cifar10: 5 by default).") var kernelSize: Int?
+    @Option(help: "Sprout's Winograd kernels for 3x3 convolutions: auto (where measured faster), on or off (default: SPROUT_WINOGRAD, else auto).")
+    var winograd: RuntimeSettings.Winograd?
     @Option(help: "Weigh each class's loss: auto (n / (classes × n_class): rare classes count as much as common ones) or one number per class, comma-separated.")
     var classWeights: String?
     @Flag(help: "Draw each epoch's images with replacement, every class equally likely (for folders whose classes differ in size).")
@@ -123,6 +125,7 @@ struct Train: ParsableCommand {
         c.earlyStop = earlyStop ?? c.earlyStop
         c.patience = patience ?? c.patience
         c.classWeights = classWeights ?? c.classWeights
+        c.winograd = winograd ?? c.winograd
         if let kernelSize {
             guard kernelSize >= 1 && kernelSize % 2 == 1 else { throw ValidationError("--kernel-size must be odd and positive, got \(kernelSize)") }
             c.kernelSize = kernelSize
@@ -291,3 +294,5 @@ extension DatasetKind: ExpressibleByArgument {}
 extension RunConfiguration.OptimizerKind: ExpressibleByArgument {}
 extension RunConfiguration.ScheduleKind: ExpressibleByArgument {}
 extension EarlyStopping.Metric: ExpressibleByArgument {}
+
+extension RuntimeSettings.Winograd: ExpressibleByArgument {}
