@@ -64,8 +64,6 @@ static void run_parallel(long count, int threads, void (*body)(void *, long, lon
         body(ctx, 0, count);
 }
 
-static int thread_index(void);
-
 #if defined(__x86_64__) && defined(__clang__)
 #include <immintrin.h>
 #include <dlfcn.h>

@@ -27,7 +27,15 @@ public enum Explanation {
             throw RunError.invalid("explain: one image [1, C, H, W] at a time, got \(input.shape)")
         }
         let (h, w) = (input.shape[2], input.shape[3])
-        let logits = withoutGradient { model(input) }
+        // Grad-CAM's cut runs the network once up to the map; the logits come from the rest of it.
+        var cut: FeatureMapCut?
+        if method == .gradcam {
+            cut = withoutGradient { FeatureMapCut.find(in: model, input: input) }
+            guard cut != nil else {
+                throw RunError.invalid("explain: Grad-CAM needs a convolutional network (a feature map with a spatial extent); use --method saliency")
+            }
+        }
+        let logits = withoutGradient { cut.map { $0.rest($0.map) } ?? model(input) }
         let probabilities = softmax(logits, alongAxis: 1).scalars
         let target = classIndex ?? probabilities.indices.max { probabilities[$0] < probabilities[$1] }!
         guard target >= 0, target < probabilities.count else {
@@ -38,9 +46,7 @@ public enum Explanation {
         let pick = Tensor(shape: [1, probabilities.count], scalars: oneHot)
         switch method {
         case .gradcam:
-            guard let cut = withoutGradient({ FeatureMapCut.find(in: model, input: input) }) else {
-                throw RunError.invalid("explain: Grad-CAM needs a convolutional network (a feature map with a spatial extent); use --method saliency")
-            }
+            let cut = cut!
             //   map A: [1, K, fh, fw];  weights α_k = mean over (fh, fw) of ∂score/∂A_k;  cam = ReLU(Σ_k α_k A_k)
             let (_, grad) = valueWithGradient(at: cut.map) { a in (cut.rest(a) * pick).sum() }
             let (k, fh, fw) = (cut.map.shape[1], cut.map.shape[2], cut.map.shape[3])

@@ -12,7 +12,7 @@ public struct LearningRateFinder {
         public var smoothed: [Float]
         /// Where the smoothed loss falls fastest against log(rate), before its minimum.
         public var steepest: Float
-        /// The rate at the smoothed loss's minimum, and a tenth of it (fastai's older rule).
+        /// The rate at the smoothed loss's minimum (fastai's older rule suggests a tenth of it).
         public var minimum: Float
         public var suggestion: Float { steepest }
         /// Why the sweep ended: "diverged" (loss past 4× its best), "non-finite loss" or "end of range".
