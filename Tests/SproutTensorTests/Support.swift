@@ -93,6 +93,8 @@ struct FixtureCase: Decodable {
     let output: FixtureTensor
     let grads: [String: FixtureTensor]
     let labels: [Int]?
+    let targets: [[Int]]?
+    let input_lengths: [Int]?
     let class_weights: FixtureTensor?
     let running_mean: FixtureTensor?
     let running_var: FixtureTensor?
@@ -108,7 +110,9 @@ struct FixtureFile: Decodable {
 func loadFixtures(_ name: String) throws -> [FixtureCase] {
     let url = try #require(Bundle.module.url(forResource: name, withExtension: "json", subdirectory: "Fixtures"),
                            "fixture \(name).json is missing: run scripts/make_fixtures.py")
-    return try JSONDecoder().decode(FixtureFile.self, from: Data(contentsOf: url)).cases
+    let decoder = JSONDecoder()
+    decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+    return try decoder.decode(FixtureFile.self, from: Data(contentsOf: url)).cases
 }
 
 /// Runs `f` on the fixture's inputs (in `order`), compares the output and every gradient of

@@ -165,6 +165,20 @@ public protocol Backend: AnyObject, Sendable {
     func localResponseNormGradient(_ g: Tensor, input x: Tensor, output y: Tensor, scale: Tensor,
                                    radius: Int, alpha: Float, beta: Float) -> Tensor
 
+    // MARK: Sequences (point-wise halves of a recurrent time step; CTC)
+    /// See `SequenceKernels.lstmCell`: one LSTM step after its two GEMMs.
+    func lstmCell(xg: Tensor, hg: Tensor, cell: Tensor, hidden: Tensor, keep: [Float]?)
+        -> (hidden: Tensor, cell: Tensor, output: Tensor, activations: Tensor, cellCandidate: Tensor)
+    func lstmCellGradient(output dy: Tensor?, hidden dh: Tensor, cell dc: Tensor, activations: Tensor,
+                          cellCandidate: Tensor, previousCell: Tensor, keep: [Float]?) -> (gates: Tensor, cell: Tensor, hidden: Tensor)
+    /// See `SequenceKernels.gruCell`.
+    func gruCell(xg: Tensor, hg: Tensor, hidden: Tensor, keep: [Float]?) -> (hidden: Tensor, output: Tensor, activations: Tensor)
+    func gruCellGradient(output dy: Tensor?, hidden dh: Tensor, activations: Tensor, previousHidden: Tensor,
+                         keep: [Float]?) -> (input: Tensor, recurrent: Tensor, hidden: Tensor)
+    /// CTC negative log-likelihood per sample and its gradient d nll_n / d logProbabilities.
+    ///   logProbabilities: [T, N, C] → losses [N] (+∞ where no alignment fits), gradient [T, N, C]
+    func ctcLoss(_ logProbabilities: Tensor, targets: [[Int]], inputLengths: [Int], blank: Int) -> (losses: [Double], gradient: Tensor)
+
     // MARK: Optimizer updates (in place)
     /// SGD with momentum (PyTorch's rule), Nesterov, coupled or decoupled decay.
     func sgdStep(_ w: inout Tensor, gradient: Tensor, momentum buffer: inout Tensor?, learningRate: Float,
