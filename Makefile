@@ -4,13 +4,13 @@
 #   make demo-photos PHOTOS=DIR   the plant app: pretrained EfficientNet-Lite0 fine-tuned on a photo folder
 
 SWIFT ?= swift
-APT_PACKAGES := libopenblas-dev libdnnl-dev libstb-dev libturbojpeg0-dev zlib1g-dev pkg-config libopenmpi-dev openmpi-bin
+APT_PACKAGES := libopenblas-dev libdnnl-dev libstb-dev libturbojpeg0-dev zlib1g-dev pkg-config libopenmpi-dev openmpi-bin fonts-dejavu-core
 DEMO_PACKAGES := dataset-fashion-mnist
 PYTHON ?= python3
 VENV ?= $(HOME)/.cache/sprout-venv
 TORCH_VERSION ?= 2.13.0+cpu
 
-.PHONY: all build release test demo demo-photos app-check deps demo-deps fixtures bench bench-photo bench-ops venv clean
+.PHONY: all build release test demo demo-photos app-check deps demo-deps fixtures bench bench-photo bench-ops bench-crnn venv clean
 
 all: build
 
@@ -92,11 +92,16 @@ venv:
 # Regenerates the PyTorch reference fixtures.
 fixtures: venv
 	$(VENV)/bin/python scripts/make_fixtures.py
+	$(VENV)/bin/python scripts/make_sequence_fixtures.py
 
 # Sprout vs PyTorch, alternating, same machine and threads (benchmarks/peer_bench.py).
 BENCH_ARGS ?= --rounds 3 --threads 2
 bench: release venv
 	$(PYTHON) benchmarks/peer_bench.py --python $(VENV)/bin/python $(BENCH_ARGS)
+
+# The CRNN line reader's training against the same network in PyTorch (benchmarks/crnn_torch.py).
+bench-crnn: release venv
+	$(VENV)/bin/python benchmarks/crnn_torch.py --threads 2 --rounds 3
 
 # The 224-px zoo (resnet18/50, mobilenet-v2, efficientnet-lite0) at batch 32 against PyTorch.
 bench-photo: release venv

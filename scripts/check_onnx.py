@@ -48,6 +48,16 @@ def dataset_images(config, count):
         prefix = "train" if held_out else "t10k"
         x = read_idx(find(directory, [f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-images-idx3-ubyte", f"{prefix}-images.idx3-ubyte"]))
         return x[-count:, None, :, :]
+    if name == "mnist-lines":
+        # Lines of five held-out digits side by side on the run's canvas (32 × 24·max+16), so
+        # that predict reads each PNG unresampled.
+        digits = read_idx(find(directory, ["train-images-idx3-ubyte.gz", "train-images-idx3-ubyte"]))[-5 * count:]
+        longest = int(str(config.get("lineLength") or "8").split("-")[-1])
+        lines = np.zeros((count, 1, 32, 24 * longest + 16), np.uint8)
+        for i in range(count):
+            for k in range(5):
+                lines[i, 0, 2:30, 4 + 24 * k:32 + 24 * k] = np.maximum(lines[i, 0, 2:30, 4 + 24 * k:32 + 24 * k], digits[5 * i + k])
+        return lines
     if name == "cifar10":
         files = [f"data_batch_{i}.bin" for i in range(1, 6)] if held_out else ["test_batch.bin"]
         raw = np.concatenate([np.fromfile(os.path.join(directory, f), dtype=np.uint8).reshape(-1, 3073) for f in files])
@@ -128,6 +138,37 @@ def preprocess(images, meta):
     return x.astype(np.float32)
 
 
+def greedy(probabilities, classes):
+    """Best-path CTC decoding of [T, C] (blank = the last class)."""
+    out, previous = [], -1
+    for c in probabilities.argmax(1):
+        if c != len(classes) and c != previous:
+            out.append(classes[c])
+        previous = c
+    return "".join(out)
+
+
+def check_lines(a, run, meta, session, images, paths, size):
+    """A line reader: every frame's class probabilities within the tolerance, and the text
+    ONNX Runtime's output decodes to identical to what `sprout predict` read."""
+    out = subprocess.run([a.sprout, "predict", run, *paths, "--json", "--logits"], check=True, capture_output=True, text=True).stdout
+    results = [json.loads(line) for line in out.strip().splitlines()]
+    onnx_probs = session.run(["probabilities"], {"input": preprocess(images, meta)})[0]
+    classes = json.loads(meta["sprout.classes"])
+    worst, same = 0.0, 0
+    for r, probs in zip(results, onnx_probs):
+        logits = np.array(r["logits"], np.float64).reshape(r["logits_shape"])[0]
+        mine = np.exp(logits - logits.max(1, keepdims=True))
+        mine /= mine.sum(1, keepdims=True)
+        worst = max(worst, float(np.abs(mine - probs).max()))
+        same += int(greedy(probs, classes) == r["text"])
+    ok = same == len(paths) and worst <= a.tolerance
+    print(json.dumps({"run": run, "model": meta["sprout.model"], "step": int(meta["sprout.step"]), "lines": len(paths),
+                      "text_identical": same, "max_abs_probability_difference": worst, "onnx_bytes": size,
+                      "fold_bn": a.fold_bn, "ok": ok}), flush=True)
+    return ok
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("runs", nargs="+")
@@ -156,6 +197,9 @@ def main():
             for i, image in enumerate(images):
                 paths.append(os.path.join(tmp, f"{i:04d}.png"))
                 write_png(paths[-1], image)
+            if config["dataset"] == "mnist-lines":
+                failed |= not check_lines(a, run, meta, session, images, paths, os.path.getsize(model_path))
+                continue
             out = subprocess.run([a.sprout, "predict", run, *paths, "--json", "--top-k", str(len(classes))],
                                  check=True, capture_output=True, text=True).stdout
             sprout_probs = np.zeros((len(paths), len(classes)))

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The web page in a real headless browser (Chromium from Debian): loads /?selftest=1, which
 # draws an image, uploads it through the page's own form code and renders the top-5; then
-# reads the rendered DOM; then again with the "Why?" (Grad-CAM) box ticked. Also checks that
-# SIGTERM stops the server with exit status 0.
+# reads the rendered DOM; then again with the "Why?" (Grad-CAM) box ticked. A line reader's run
+# (sprout train --dataset mnist-lines) draws a line of digits instead and checks the text shown.
+# Also checks that SIGTERM stops the server with exit status 0.
 #   scripts/serve_browser_check.sh RUN_DIR [PORT]
 set -euo pipefail
 RUN=${1:?usage: serve_browser_check.sh RUN_DIR [PORT]}
@@ -18,6 +19,19 @@ for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && b
 dom=$("$BROWSER" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --virtual-time-budget=15000 \
       --dump-dom "http://127.0.0.1:$PORT/?selftest=1" 2>/dev/null)
 rows=$(grep -o 'class="row prediction"' <<<"$dom" | wc -l)
+# A line reader renders the text it read instead of prediction rows.
+read_text=$(grep -o 'data-recognized="[^"]*"' <<<"$dom" | head -1 | sed 's/data-recognized=//; s/"//g' || true)
+if grep -q 'data-recognized=' <<<"$dom"; then
+  echo "browser: $("$BROWSER" --version 2>/dev/null)"
+  echo "line reader read: '$read_text' (the self-test drew 27913 in a sans-serif font)"
+  echo "reading: $(grep -o '<p id="text"[^>]*>.*</p>' <<<"$dom" | sed 's/<[^>]*>//g' | head -1)"
+  echo "meta: $(grep -o '<p id="meta">[^<]*</p>' <<<"$dom" | sed 's/<[^>]*>//g')"
+  kill -TERM $server
+  wait $server && status=0 || status=$?
+  echo "server exit status after SIGTERM: $status"
+  grep -q 'id="text"' <<<"$dom" && [ "$status" = 0 ] && echo "browser check: OK"
+  exit
+fi
 meta=$(grep -o '<p id="meta">[^<]*</p>' <<<"$dom" || true)
 echo "browser: $("$BROWSER" --version 2>/dev/null)"
 echo "rendered prediction rows: $rows"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# ONNX export checked by ONNX Runtime, run by `make test`: trains mnist-cnn, tf-cifar10 and
-# resnet9 for a few steps on Fashion-MNIST (real images; Debian's dataset-fashion-mnist),
+# ONNX export checked by ONNX Runtime, run by `make test`: trains mnist-cnn, tf-cifar10,
+# resnet9 and crnn for a few steps on Fashion-MNIST (real images; Debian's dataset-fashion-mnist),
 # exports each (plain and with --fold-bn) and compares onnxruntime with `sprout predict` on
 # 300 held-out images (scripts/check_onnx.py). Skips, saying why, when onnxruntime cannot
 # be installed (no network and no cached wheel).
@@ -23,6 +23,17 @@ for model in mnist-cnn tf-cifar10 resnet9; do
 done
 "$VENV/bin/python" scripts/check_onnx.py --sprout "$SPROUT" --count 300 "$runs"/mnist-cnn "$runs"/tf-cifar10 "$runs"/resnet9
 "$VENV/bin/python" scripts/check_onnx.py --sprout "$SPROUT" --count 300 --fold-bn "$runs"/resnet9
+
+# The CRNN line reader (conv stack, bidirectional LSTM, per-column classes): a few steps on
+# lines composed from MNIST's digits (MNIST_DIR, default ../shared/data/mnist), or, where MNIST
+# is absent, from Fashion-MNIST's images (the same IDX format: lines of garments, which is
+# enough to check that ONNX Runtime computes what Sprout computes).
+MNIST=${MNIST_DIR:-../shared/data/mnist}
+[ -e "$MNIST/train-images-idx3-ubyte.gz" ] || [ -e "$MNIST/train-images-idx3-ubyte" ] || MNIST=$DATA
+"$SPROUT" train --recipe mnist-lines --data-dir "$MNIST" --steps 10 --lines 640 --val-split 1000 --seed 3 --threads 2 \
+    --run-dir "$runs/crnn" > "$runs/crnn.log"
+"$VENV/bin/python" scripts/check_onnx.py --sprout "$SPROUT" --count 40 "$runs"/crnn
+"$VENV/bin/python" scripts/check_onnx.py --sprout "$SPROUT" --count 40 --fold-bn "$runs"/crnn
 
 # The 224-px zoo's layers (bottleneck-free ResNet, inverted residuals, EfficientNet-Lite's
 # SAME padding and ReLU6) and the photo preprocessing, at 112 px on a generated photo folder

@@ -99,3 +99,29 @@ void sprout_box_reduce(const uint8_t *src, int W, int H, int C, int k, uint8_t *
     }
     free(row);
 }
+
+void sprout_paste_max_bilinear(const uint8_t *src, int width, int height, int ow, int oh,
+                               float *canvas, int cw, int ch, int x0, int y0) {
+    const float sx = (float)width / ow, sy = (float)height / oh;
+    for (int y = 0; y < oh; y++) {
+        if (y0 + y < 0 || y0 + y >= ch) continue;
+        float fy = (y + 0.5f) * sy - 0.5f;
+        if (fy < 0) fy = 0;
+        if (fy > height - 1) fy = (float)(height - 1);
+        const int ya = (int)fy, yb = ya + 1 < height ? ya + 1 : height - 1;
+        const float wy = fy - ya;
+        for (int x = 0; x < ow; x++) {
+            if (x0 + x < 0 || x0 + x >= cw) continue;
+            float fx = (x + 0.5f) * sx - 0.5f;
+            if (fx < 0) fx = 0;
+            if (fx > width - 1) fx = (float)(width - 1);
+            const int xa = (int)fx, xb = xa + 1 < width ? xa + 1 : width - 1;
+            const float wx = fx - xa;
+            const float top = src[ya * width + xa] * (1 - wx) + src[ya * width + xb] * wx;
+            const float bottom = src[yb * width + xa] * (1 - wx) + src[yb * width + xb] * wx;
+            const float v = (top * (1 - wy) + bottom * wy) * (1.0f / 255);
+            float *o = canvas + (size_t)(y0 + y) * cw + x0 + x;
+            if (v > *o) *o = v;
+        }
+    }
+}

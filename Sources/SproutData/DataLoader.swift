@@ -29,6 +29,9 @@ public struct Augmentation: Sendable, Equatable {
     public var resizedCrop: ResizedCrop? = nil
     /// Photos: a rotation drawn uniformly from ±`rotation` degrees; 0 = off.
     public var rotation: Float = 0
+    /// Composed lines (`DigitLines`, `TextLines`): each line's layout — scale, spacing,
+    /// vertical jitter, noise — drawn anew every epoch (the characters stay the sample's).
+    public var freshLayout = false
 
     public init(randomCrop: Bool = false, randomCropPadding: Int = 0, paddingMode: PaddingMode = .zero,
                 horizontalFlip: Bool = false, cutout: Int = 0, brightness: Float = 0, contrast: ClosedRange<Float>? = nil,
@@ -90,6 +93,14 @@ public struct Batch: @unchecked Sendable {
             preconditionFailure("Batch.labels: this batch's targets are \(targets), not class labels")
         }
         return labels
+    }
+
+    /// The label sequences of a sequence batch (CTC).
+    public var sequences: [[Int]] {
+        guard case .sequences(let sequences) = targets else {
+            preconditionFailure("Batch.sequences: this batch's targets are \(targets), not label sequences")
+        }
+        return sequences
     }
 }
 

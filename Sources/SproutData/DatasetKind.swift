@@ -8,6 +8,15 @@ public enum DatasetKind: String, Codable, Sendable, CaseIterable {
     case cifar10, cifar100
     /// ROOT/<class>/*.png|jpg
     case folder
+    /// Lines of 1–8 handwritten digits composed from MNIST's files (`DigitLines`); the
+    /// targets are the digit strings.
+    case mnistLines = "mnist-lines"
+    /// Words rendered with the TrueType fonts at --data-dir (a .ttf or a directory of them),
+    /// with noise and blur (`TextLines`); the targets are the words' characters.
+    case textLines = "text-lines"
+
+    /// Whether the samples' targets are label sequences (CTC) rather than one class each.
+    public var isSequence: Bool { self == .mnistLines || self == .textLines }
 
     /// Where a fresh machine has it without a --data-dir (Debian's dataset-fashion-mnist).
     public var defaultDirectory: String? { self == .fashionMNIST ? "/usr/share/datasets/fashion-mnist" : nil }
@@ -41,6 +50,11 @@ public enum DatasetKind: String, Codable, Sendable, CaseIterable {
         switch self {
         case .mnist, .fashionMNIST:
             return (try MNIST.load(directory: directory, split: split, fashion: self == .fashionMNIST), [])
+        case .mnistLines:
+            // The digits the lines are composed from (`DigitLines` makes the lines).
+            return (try MNIST.load(directory: directory, split: split), [])
+        case .textLines:
+            throw DatasetError.invalid("text-lines are rendered from fonts (TextLines), not read as images")
         case .cifar10: return (try CIFAR.load10(directory: directory, split: split), [])
         case .cifar100: return (try CIFAR.load100(directory: directory, split: split), [])
         case .folder:

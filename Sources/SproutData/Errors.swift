@@ -12,12 +12,15 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
     case corruptCompressedData(String, reason: String)
     case noSplit(kind: String, split: String)
     case emptyClass(String)
+    /// A setting that cannot make this dataset (line lengths, sizes).
+    case invalid(String)
 
     public var description: String {
         switch self {
         case .fileNotFound(let p): return "\(p): no such file"
         case let .noSplit(kind, split): return "dataset '\(kind)' has no \(split) split; use --split val"
         case .emptyClass(let p): return "\(p): class folder with no usable image"
+        case .invalid(let m): return m
         case let .unreadable(p, r): return "\(p): cannot read: \(r)"
         case let .badMagic(p, e, f): return "\(p): wrong magic number \(f) (expected \(e)); not an IDX file of this kind"
         case let .truncated(p, e, f): return "\(p): truncated: expected \(e) bytes, found \(f)"

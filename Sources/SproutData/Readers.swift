@@ -237,6 +237,35 @@ public enum ImageFolder {
         }
         return planar
     }
+
+    /// Decodes a picture of one line of text to a grey `height` × `width` canvas, as the
+    /// line datasets draw them: light strokes on black. Scaled to the height (or, if it is
+    /// wider than the canvas at that scale, to the width, centred vertically), left-aligned,
+    /// the rest black. Dark-on-light pictures (ink on paper: a mean above one half) are
+    /// inverted first.
+    public static func decodeLine(bytes: [UInt8], height: Int, width: Int, name: String = "image") throws -> [UInt8] {
+        let image = try ImageDecoder.decode(bytes, channels: 1, atLeast: 1, name: name)
+        let (w, h) = (image.width, image.height)
+        guard w > 0 && h > 0 else { throw DatasetError.undecodableImage(name, reason: "empty image") }
+        var pixels = image.pixels
+        if pixels.reduce(0, { $0 + Int($1) }) > 128 * pixels.count { pixels = pixels.map { 255 - $0 } }
+        let scale = min(Double(height) / Double(h), Double(width) / Double(w))
+        let rw = max(1, min(width, Int((Double(w) * scale).rounded()))), rh = max(1, min(height, Int((Double(h) * scale).rounded())))
+        var resized = pixels
+        if rw != w || rh != h {
+            resized = [UInt8](repeating: 0, count: rw * rh)
+            let ok = pixels.withUnsafeBufferPointer { data in
+                resized.withUnsafeMutableBufferPointer { out in
+                    stbir_resize_uint8(data.baseAddress, Int32(w), Int32(h), 0, out.baseAddress, Int32(rw), Int32(rh), 0, 1)
+                }
+            }
+            guard ok != 0 else { throw DatasetError.undecodableImage(name, reason: "resize failed") }
+        }
+        var canvas = [UInt8](repeating: 0, count: height * width)
+        let top = (height - rh) / 2
+        for y in 0..<rh { for x in 0..<rw { canvas[(top + y) * width + x] = resized[y * rw + x] } }
+        return canvas
+    }
 }
 
 /// Writes images with stb_image_write.

@@ -4,9 +4,10 @@ import SproutTensor
 
 /// Writes a Sprout model as an ONNX graph (opset 13): convolutions, pooling, batch norm
 /// (optionally folded into the preceding convolution), LRN, activations, linear layers,
-/// residual adds and the airbench whitening and head scaling. The graph takes the
-/// preprocessed image batch `input` [N, C, H, W] and gives `logits` and `probabilities`
-/// [N, classes]; preprocessing and class names travel as metadata.
+/// residual adds, the airbench whitening and head scaling, LSTM/GRU and the CRNN. The graph
+/// takes the preprocessed image batch `input` [N, C, H, W] and gives `logits` and
+/// `probabilities` [N, classes] ([N, T, classes] for a line reader); preprocessing and class
+/// names travel as metadata.
 public enum ONNXExport {
     public static let opset = 13
     /// IR version 7 is the one that goes with opset 13.
@@ -31,10 +32,12 @@ public enum ONNXExport {
         var graph = GraphBuilder(foldBatchNorm: options.foldBatchNorm)
         let sample = Tensor.zeros([1] + inputShape)
         let out = try withoutGradient { try graph.emit(model, Value(name: "input", sample: sample)) }
+        // Classifiers give [N, classes]; line readers [N, T, classes] (a softmax per column).
+        precondition(out.sample.rank == 2 || out.sample.rank == 3,
+                     "export: the model's output is \(out.sample.shape), expected [N, classes] or [N, T, classes]")
         let logits = graph.node("Identity", [out.name], output: "logits")
-        let probabilities = graph.node("Softmax", [logits], [("axis", .int(1))], output: "probabilities")
-        let classes = out.sample.shape[1]
-        precondition(out.sample.rank == 2, "export: the model's output is \(out.sample.shape), expected [N, classes]")
+        let probabilities = graph.node("Softmax", [logits], [("axis", .int(out.sample.rank - 1))], output: "probabilities")
+        let outputDims: [Dim] = [Dim.symbol("N")] + out.sample.shape.dropFirst().map { Dim.value($0) }
 
         var w = ProtoWriter()
         w.int(1, irVersion)                                  // ir_version
@@ -45,8 +48,8 @@ public enum ONNXExport {
             g.string(2, options.graphName)
             for t in graph.initializers { g.message(5) { t.write(&$0) } }
             g.message(11) { valueInfo(&$0, "input", dims: ["N"] + inputShape.map { .value($0) }) }
-            g.message(12) { valueInfo(&$0, logits, dims: ["N", .value(classes)]) }
-            g.message(12) { valueInfo(&$0, probabilities, dims: ["N", .value(classes)]) }
+            g.message(12) { valueInfo(&$0, logits, dims: outputDims) }
+            g.message(12) { valueInfo(&$0, probabilities, dims: outputDims) }
         }
         w.message(8) { o in o.string(1, ""); o.int(2, opset) }  // opset_import (default domain)
         for (k, v) in options.metadata.sorted(by: { $0.key < $1.key }) {
@@ -134,15 +137,24 @@ struct Node {
 
 struct Initializer {
     let name: String, tensor: Tensor
+    /// Written as INT64 (shapes for Reshape) instead of FLOAT.
+    var integers: [Int64]?
 
-    // TensorProto { dims = 1; data_type = 2; name = 8; raw_data = 9 } (little-endian floats)
+    init(name: String, tensor: Tensor) { (self.name, self.tensor) = (name, tensor) }
+    init(name: String, integers: [Int64]) { (self.name, self.tensor, self.integers) = (name, Tensor.zeros([integers.count]), integers) }
+
+    // TensorProto { dims = 1; data_type = 2; name = 8; raw_data = 9 } (little-endian)
     func write(_ w: inout ProtoWriter) {
         w.ints(1, tensor.shape)
-        w.int(2, 1)  // FLOAT
+        w.int(2, integers == nil ? 1 : 7)  // FLOAT or INT64
         w.string(8, name)
         var raw = [UInt8]()
-        raw.reserveCapacity(tensor.count * 4)
-        for v in tensor.scalars { withUnsafeBytes(of: v.bitPattern.littleEndian) { raw.append(contentsOf: $0) } }
+        if let integers {
+            for v in integers { withUnsafeBytes(of: v.littleEndian) { raw.append(contentsOf: $0) } }
+        } else {
+            raw.reserveCapacity(tensor.count * 4)
+            for v in tensor.scalars { withUnsafeBytes(of: v.bitPattern.littleEndian) { raw.append(contentsOf: $0) } }
+        }
         w.bytes(9, raw)
     }
 }
@@ -163,6 +175,13 @@ struct GraphBuilder {
     mutating func constant(_ hint: String, _ t: Tensor) -> String {
         let name = fresh(hint)
         initializers.append(Initializer(name: name, tensor: t))
+        return name
+    }
+
+    /// An INT64 constant (a Reshape's target shape: 0 keeps that axis, -1 takes the rest).
+    mutating func shape(_ dims: [Int64]) -> String {
+        let name = fresh("shape")
+        initializers.append(Initializer(name: name, integers: dims))
         return name
     }
 
@@ -234,6 +253,23 @@ struct GraphBuilder {
             return try emit(a.body, whitened, path: "body")
         case let c as Conv2D:
             return conv2d(c, x, folding: nil)
+        case let c as CRNN:
+            let f = try emit(c.features, x, path: "features")
+            // [N, C, H, W] → columns [W, N, C·H]
+            let columns = node("Reshape", [node("Transpose", [f.name], [("perm", .ints([3, 0, 1, 2]))]),
+                                           shape([0, 0, -1])])
+            let sequence = try emit(c.rnn, Value(name: columns, sample: CRNN.columns(f.sample)), path: "rnn")
+            let scores = try emit(c.classifier, sequence, path: "classifier")
+            return y(node("Transpose", [scores.name], [("perm", .ints([1, 0, 2]))]))
+        case let r as LSTM:
+            return y(try recurrent(r, x, gates: [0, 3, 1, 2], op: "LSTM"))
+        case let r as GRU:
+            return y(try recurrent(r, x, gates: [1, 0, 2], op: "GRU"))
+        case let l as Linear where x.sample.rank > 2:
+            // Gemm is 2-D only: x·Wᵀ + b over the last axis.
+            var out = node("MatMul", [x.name, constant("weight_t", l.weight.value.transposed())])
+            if let b = l.bias { out = node("Add", [out, constant("bias", b.value)]) }
+            return y(out)
         case let l as Linear:
             var inputs = [x.name, constant("weight", l.weight.value)]
             if let b = l.bias { inputs.append(constant("bias", b.value)) }
@@ -306,6 +342,33 @@ struct GraphBuilder {
             }
         }
         return v
+    }
+
+    /// ONNX's LSTM / GRU, one node per layer: weights [directions, G·H, in] with the gate
+    /// blocks in ONNX's order (`gates[k]`: which of PyTorch's blocks comes k-th — LSTM iofc
+    /// from ifgo, GRU zrh from rzn), biases [directions, 2·G·H] (input then recurrent). Y
+    /// [T, directions, N, H] is laid out as PyTorch's [T, N, directions·H]. GRU applies the
+    /// reset gate after the recurrent product, as PyTorch does (linear_before_reset).
+    mutating func recurrent(_ r: RecurrentBase, _ x: Value, gates order: [Int], op: String) throws -> String {
+        guard !r.batchFirst else { throw UnsupportedLayerError(layer: "\(op) (batch-first)", path: "") }
+        let (h, dirs) = (r.hiddenSize, r.bidirectional ? 2 : 1)
+        func reordered(_ t: Tensor) -> Tensor { Tensor.concatenate(order.map { t.slice(($0 * h)..<(($0 + 1) * h), alongAxis: 0) }, alongAxis: 0) }
+        var input = x.name
+        for layer in 0..<r.layerCount {
+            var w: [Tensor] = [], rec: [Tensor] = [], b: [Tensor] = []
+            for direction in 0..<dirs {
+                let k = (layer * dirs + direction) * 4
+                w.append(reordered(r.weights[k].value))
+                rec.append(reordered(r.weights[k + 1].value))
+                b.append(Tensor.concatenate([reordered(r.weights[k + 2].value), reordered(r.weights[k + 3].value)], alongAxis: 0))
+            }
+            var attributes: [(String, AttributeValue)] = [("hidden_size", .int(h)), ("direction", .string(dirs == 2 ? "bidirectional" : "forward"))]
+            if op == "GRU" { attributes.append(("linear_before_reset", .int(1))) }
+            let y = node(op, [input, constant("W", Tensor.stacked(w)), constant("R", Tensor.stacked(rec)), constant("B", Tensor.stacked(b))],
+                         attributes)
+            input = node("Reshape", [node("Transpose", [y], [("perm", .ints([0, 2, 1, 3]))]), shape([0, 0, -1])])
+        }
+        return input
     }
 
     mutating func add(_ a: Value, _ b: Value) -> Value {

@@ -61,6 +61,8 @@ public enum Zoo {
         public init(normalization: Normalization = .datasetMeanStd, cropSize: Int? = nil, photo: Bool = false) {
             (self.normalization, self.cropSize, self.photo) = (normalization, cropSize, photo)
         }
+        /// Grey text lines (`DigitLines`, `TextLines`): fixed statistics of composed MNIST lines.
+        static let textLine = InputPreparation(normalization: .fixedMeanStd(mean: [0.08], std: [0.24]))
         static let imageNetPhoto = InputPreparation(normalization: .fixedMeanStd(mean: imageNetMean, std: imageNetStd), photo: true)
         /// TensorFlow's EfficientNet-Lite was trained on (x − 127) / 128 ("edge models use
         /// inception-style mean and stddev for better post-quantization"); its converted
@@ -87,6 +89,8 @@ public enum Zoo {
         Entry(name: "mlp", summary: "two hidden layers of 512 and 256 with ReLU", defaultInput: [1, 28, 28]),
         Entry(name: "mnist-cnn", summary: "Keras's MNIST CNN: conv3×3 32, conv3×3 64, maxpool, dropout, fc 128, fc", defaultInput: [1, 28, 28]),
         Entry(name: "mnist-bn", summary: "four conv3×3 + batch-norm layers (32, 64, 64, 128), three maxpools, fc", defaultInput: [1, 28, 28]),
+        Entry(name: "crnn", summary: "CRNN for 32-px text lines: 5 conv+BN (32, 64, 96, 96, 96), pools to 2 × W/4, BiLSTM 128, per-column classes + CTC blank",
+              defaultInput: [1, 32, 136], input: .textLine),
         Entry(name: "lenet5", summary: "LeNet-5 with ReLU and max pooling", defaultInput: [1, 28, 28]),
         Entry(name: "tf-cifar10", summary: "the TensorFlow CIFAR-10 tutorial net (LRN, 1,068,298 parameters)", defaultInput: [3, 24, 24],
               input: .tensorFlowTutorial),
@@ -157,6 +161,8 @@ public enum Zoo {
                 Flatten()
                 Linear(inFeatures: 128 * (h / 8) * (w / 8), outFeatures: classes)
             }
+        case "crnn":
+            return try CRNN(inputShape: inputShape, classes: classes, width: width)
         case "lenet5":
             guard h >= 12, w >= 12 else { throw ModelError.unsupportedInput(model: name, shape: inputShape, expected: "at least 12×12") }
             let flat = 16 * ((h / 2 - 4) / 2) * ((w / 2 - 4) / 2)

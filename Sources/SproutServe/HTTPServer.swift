@@ -36,7 +36,7 @@ public enum SproutHTTPServer {
             // TensorFlow Serving's verbs ride on the last path segment: NAME:classify, NAME:predict.
             let target = try context.parameters.require("target")
             guard let colon = target.lastIndex(of: ":") else {
-                return respond(.error(404, "POST /v1/models/NAME:classify, NAME:predict or NAME:explain"))
+                return respond(.error(404, "POST /v1/models/NAME:classify, NAME:predict, NAME:explain or NAME:recognize"))
             }
             let name = String(target[..<colon]), verb = target[target.index(after: colon)...]
             var request = request
@@ -53,8 +53,11 @@ public enum SproutHTTPServer {
                 return respond(await service.explain(name, body: body, contentType: request.headers[.contentType],
                                                      method: query.get("method").map { String($0) },
                                                      className: query.get("class").map { String($0) }))
+            case "recognize":
+                let beam = request.uri.queryParameters.get("beam", as: Int.self)
+                return respond(await service.recognize(name, body: body, contentType: request.headers[.contentType], beam: beam))
             default:
-                return respond(.error(404, "unknown verb '\(verb)' (classify, predict, explain)"))
+                return respond(.error(404, "unknown verb '\(verb)' (classify, predict, explain, recognize)"))
             }
         }
         var app = Application(router: router,

@@ -48,6 +48,7 @@ public final class InferenceService: @unchecked Sendable {
             "input_size": ["channels": v.classifier.preprocessedShape[0], "height": v.classifier.preprocessedShape[1],
                            "width": v.classifier.preprocessedShape[2]],
             "model_input": m.model.inputShape, "preprocessing": m.preprocessing.normalization.rawValue,
+            "task": m.preprocessing.isLineRecognizer ? "recognize" : "classify",
         ]
         if let e = slot.lastReloadError { object["last_reload_error"] = e }
         return object
@@ -68,6 +69,9 @@ public final class InferenceService: @unchecked Sendable {
     public func classify(_ name: String, body: [UInt8], contentType: String?, topK: Int?) async -> APIResponse {
         let started = Date()
         guard let slot = slots[name] else { return unknown(name) }
+        if slot.current.manifest.preprocessing.isLineRecognizer {
+            return .error(400, "model '\(name)' reads lines of text: POST /v1/models/\(name):recognize")
+        }
         let image: [UInt8]
         switch Self.uploadedImage(body, contentType: contentType) {
         case .success(let bytes): image = bytes
@@ -96,10 +100,46 @@ public final class InferenceService: @unchecked Sendable {
         }
     }
 
+    /// POST …:recognize — a PNG/JPEG picture of one line (raw or multipart): the text read,
+    /// each character's confidence and the reading's probability (greedy CTC decoding, or
+    /// beam search of `beam`).
+    public func recognize(_ name: String, body: [UInt8], contentType: String?, beam: Int?) async -> APIResponse {
+        let started = Date()
+        guard let slot = slots[name] else { return unknown(name) }
+        let version = slot.current
+        guard version.manifest.preprocessing.isLineRecognizer else {
+            return .error(400, "model '\(name)' classifies whole images: POST /v1/models/\(name):classify")
+        }
+        let width = beam ?? 1
+        guard (1...64).contains(width) else { return .error(400, "beam must be between 1 and 64, got \(width)") }
+        let image: [UInt8]
+        switch Self.uploadedImage(body, contentType: contentType) {
+        case .success(let bytes): image = bytes
+        case .failure(let response): return response.response
+        }
+        let lines: ImageDataset
+        do { lines = try version.classifier.preprocess(bytes: image, name: "request body") } catch { return .error(400, "\(error)") }
+        do {
+            try TensorMemory.checkLimit()
+            let r = version.classifier.recognize(lines, beamWidth: width)[0]
+            return .json(200, ["model": name, "version": version.step, "text": r.text,
+                               "characters": zip(r.characters, r.confidences).map { ["character": $0, "confidence": Double($1)] },
+                               "probability": Double(r.probability), "beam": width,
+                               "latency_ms": Date().timeIntervalSince(started) * 1000])
+        } catch let error as TensorMemoryError {
+            return .error(503, "\(error)")
+        } catch {
+            return .error(500, "inference failed: \(error)")
+        }
+    }
+
     /// POST …:explain — a PNG/JPEG body (raw or multipart): the top class (or `className`)
     /// and a Grad-CAM (or saliency) heat map over the preprocessed image, as base64 PNG.
     public func explain(_ name: String, body: [UInt8], contentType: String?, method: String?, className: String?) async -> APIResponse {
         guard let slot = slots[name] else { return unknown(name) }
+        if slot.current.manifest.preprocessing.isLineRecognizer {
+            return .error(400, "model '\(name)' reads lines of text; Grad-CAM explains image classifiers")
+        }
         let image: [UInt8]
         switch Self.uploadedImage(body, contentType: contentType) {
         case .success(let bytes): image = bytes

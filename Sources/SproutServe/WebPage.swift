@@ -1,8 +1,9 @@
-/// The page at `/`: choose or drop a photo, see the top-5 with bars and the model's version.
+/// The page at `/`: choose or drop a photo, see the top-5 with bars and the model's version
+/// (for a line reader: the text read, each character shaded by its confidence).
 /// Plain HTML and JavaScript, no external resources (the server may have no internet).
 /// `/?selftest=1` classifies a generated image on load, and `/?selftest=URL` the photo at URL
 /// (fetched, then submitted through the same code as a chosen file), for the headless-browser checks;
-/// `&why=1` ticks the Grad-CAM box first.
+/// `&why=1` ticks the Grad-CAM box first. For a line reader the self-test draws "27913" as a line.
 enum WebPage {
     static let html = #"""
 <!doctype html>
@@ -23,6 +24,7 @@ enum WebPage {
   .bar { height: 1rem; background: #4c8c4c; border-radius: 3px; }
   .pct { width: 4rem; text-align: right; font-variant-numeric: tabular-nums; }
   #meta, #error, #dims { color: #555; font-size: 0.9rem; } #error { color: #a00; }
+  .reading { font: 2rem/1.2 ui-monospace, monospace; letter-spacing: 0.15em; }
   #heat { max-width: 16rem; display: block; margin: 0.5rem auto; image-rendering: auto; } #heat.tiny { width: 8rem; image-rendering: pixelated; }
 </style>
 </head>
@@ -49,9 +51,36 @@ async function loadModels() {
     o.value = m.name; o.textContent = `${m.name} (${m.model}, step ${m.version})`;
     $("model").appendChild(o);
   }
+  const reader = () => models[$("model").value] && models[$("model").value].task === "recognize";
+  // Grad-CAM explains a class; a line reader reads text, so its page has no "Why?" box.
+  const update = () => { $("why").parentElement.hidden = reader(); };
+  $("model").onchange = update; update();
+}
+async function recognize(blob) {
+  // A line reader: the text, each character shaded by its confidence.
+  const form = new FormData(); form.append("image", blob, "image");
+  const name = $("model").value;
+  const r = await fetch(`/v1/models/${encodeURIComponent(name)}:recognize?beam=4`, { method: "POST", body: form });
+  const body = await r.json();
+  if (!r.ok) { $("results").textContent = ""; $("error").textContent = body.error || r.statusText; return; }
+  $("results").innerHTML = "";
+  const line = document.createElement("p"); line.id = "text"; line.className = "reading";
+  for (const c of body.characters) {
+    const span = document.createElement("span");
+    span.textContent = c.character; span.title = `${(100 * c.confidence).toFixed(1)}%`;
+    span.style.opacity = Math.max(0.35, c.confidence);
+    line.appendChild(span);
+  }
+  if (!body.characters.length) line.textContent = "(nothing read)";
+  $("results").appendChild(line);
+  const least = body.characters.reduce((m, c) => Math.min(m, c.confidence), 1);
+  $("meta").textContent = `${body.model}, version ${body.version} · read "${body.text}" · least sure character ${(100 * least).toFixed(1)}% · ${body.latency_ms.toFixed(1)} ms`;
+  document.body.dataset.recognized = body.text;
+  document.body.dataset.classified = "true";
 }
 async function classify(blob) {
   $("error").textContent = ""; $("results").textContent = "…";
+  if (models[$("model").value].task === "recognize") return recognize(blob);
   const form = new FormData(); form.append("image", blob, "image");
   const name = $("model").value;
   const r = await fetch(`/v1/models/${encodeURIComponent(name)}:classify?k=5`, { method: "POST", body: form });
@@ -105,8 +134,15 @@ async function selftest() {
   const c = document.createElement("canvas");
   c.width = m.input_size.width; c.height = m.input_size.height;
   const g = c.getContext("2d");
+  if (m.task === "recognize") {
+    // A line reader: digits drawn light on black, as its training lines look.
+    g.fillStyle = "black"; g.fillRect(0, 0, c.width, c.height);
+    g.fillStyle = "white"; g.font = `bold ${Math.round(c.height * 0.75)}px sans-serif`; g.textBaseline = "middle";
+    g.fillText("27913", 6, c.height / 2);
+  } else {
   for (let y = 0; y < c.height; y++) for (let x = 0; x < c.width; x++) {
     g.fillStyle = `rgb(${(x * 37) % 256},${(y * 59) % 256},${((x + y) * 23) % 256})`; g.fillRect(x, y, 1, 1);
+  }
   }
   const blob = await new Promise((done) => c.toBlob(done, "image/png"));
   show(blob);

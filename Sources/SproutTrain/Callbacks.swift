@@ -18,6 +18,7 @@ public final class ProgressCallback: TrainingCallback {
     var lastPrint = Date.distantPast
     var runningLoss: Double?
     var runningAccuracy: Double?
+    var runningCER: Double?
     let started = Date()
     var firstStep: Int?
     let output: (String) -> Void
@@ -37,6 +38,7 @@ public final class ProgressCallback: TrainingCallback {
         let loss = logs["loss"] ?? .nan, accuracy = logs["accuracy"] ?? .nan
         runningLoss = runningLoss.map { 0.95 * $0 + 0.05 * loss } ?? loss
         runningAccuracy = runningAccuracy.map { 0.95 * $0 + 0.05 * accuracy } ?? accuracy
+        if let cer = logs["cer"] { runningCER = runningCER.map { 0.95 * $0 + 0.05 * cer } ?? cer }
         guard Date().timeIntervalSince(lastPrint) >= everySeconds else { return }
         lastPrint = Date()
         let done = Double(step - (firstStep ?? 0))
@@ -44,9 +46,11 @@ public final class ProgressCallback: TrainingCallback {
         let remaining = Double(lastStep - step)
         let elapsed = Date().timeIntervalSince(started)
         let eta = done > 0 ? elapsed / done * max(0, remaining) : 0
-        let line = String(format: "epoch %d/%d  step %d (%d/%d)  loss %.4f  acc %.3f  lr %.4g  %.0f img/s  ETA %@",
+        // Sequence models: the share of lines read exactly, and the character error rate.
+        let cerPart = runningCER.map { String(format: "  cer %.4f", $0) } ?? ""
+        let line = String(format: "epoch %d/%d  step %d (%d/%d)  loss %.4f  acc %.3f%@  lr %.4g  %.0f img/s  ETA %@",
                           trainer.epoch + 1, totalEpochs, step, trainer.batchInEpoch, batchesPerEpoch,
-                          runningLoss ?? .nan, runningAccuracy ?? .nan, logs["learning_rate"] ?? .nan,
+                          runningLoss ?? .nan, runningAccuracy ?? .nan, cerPart, logs["learning_rate"] ?? .nan,
                           logs["images_per_second"] ?? 0, formatDuration(eta))
         if interactive {
             FileHandle.standardOutput.write(Data(("\r\u{1B}[2K" + line).utf8))
@@ -63,7 +67,8 @@ public final class ProgressCallback: TrainingCallback {
     public func epochEnd(_ trainer: Trainer, epoch: Int, logs: [String: Double]) {
         if interactive { FileHandle.standardOutput.write(Data("\n".utf8)) }
         var parts = ["epoch \(epoch + 1)/\(totalEpochs) done in \(formatDuration(Date().timeIntervalSince(started)))"]
-        for key in ["train/loss", "train/accuracy", "val/loss", "val/accuracy", "val/top5", "val_tta/accuracy", "train/images_per_second"] {
+        for key in ["train/loss", "train/accuracy", "train/cer", "val/loss", "val/accuracy", "val/top5", "val/cer", "val_tta/accuracy",
+                    "train/images_per_second"] {
             if let v = logs[key] { parts.append(String(format: "%@ %.4f", key, v)) }
         }
         output(parts.joined(separator: "  "))
@@ -89,7 +94,7 @@ public final class ScalarLogCallback: TrainingCallback {
 
     public func batchEnd(_ trainer: Trainer, step: Int, logs: [String: Double]) {
         guard step % every == 0 else { return }
-        let scalars = ["train/batch_loss": logs["loss"], "train/batch_accuracy": logs["accuracy"],
+        let scalars = ["train/batch_loss": logs["loss"], "train/batch_accuracy": logs["accuracy"], "train/batch_cer": logs["cer"],
                        "train/learning_rate": logs["learning_rate"], "train/images_per_second": logs["images_per_second"]]
             .compactMapValues { $0 }
         write(scalars, step: step)

@@ -45,11 +45,28 @@ public struct PreprocessingSpec: Codable, Sendable, Equatable {
     /// resampled once to the input, exactly as the training run evaluated (`PhotoDataset`);
     /// nil or false: resized to `resize`, then cropped.
     public var photo: Bool?
+    /// Text-line recognisers: images are resized to `resize` × `lineWidth` (height × width)
+    /// and the model's per-column logits [N, T, classes] are decoded by CTC, the blank being
+    /// the class after `classNames`.
+    public var lineWidth: Int?
 
     public init(normalization: Normalization, mean: [Float]? = nil, std: [Float]? = nil, resize: Int, channels: Int,
-                photo: Bool? = nil) {
+                photo: Bool? = nil, lineWidth: Int? = nil) {
         (self.normalization, self.mean, self.std, self.resize, self.channels) = (normalization, mean, std, resize, channels)
-        self.photo = photo
+        (self.photo, self.lineWidth) = (photo, lineWidth)
+    }
+
+    /// Whether the model reads lines of text (CTC) instead of classifying whole images.
+    public var isLineRecognizer: Bool { lineWidth != nil }
+}
+
+extension CheckpointManifest {
+    /// What the checkpoint's model is evaluated for: reading lines (CTC, blank after the
+    /// classes; `beamWidth` 1 decodes greedily) or classifying images.
+    public func objective(beamWidth: Int = 1) -> any Objective {
+        preprocessing.isLineRecognizer
+            ? SequenceRecognition(blank: classNames.count, classNames: classNames, beamWidth: beamWidth)
+            : Classification()
     }
 }
 

@@ -47,12 +47,18 @@ public final class ImageClassifier: @unchecked Sendable {
     /// view is resampled once to it), else the channels at `resize`×`resize` (cropped later).
     public var preprocessedShape: [Int] {
         let p = manifest.preprocessing
+        if let lineWidth = p.lineWidth { return [p.channels, p.resize, lineWidth] }
         return p.photo == true ? [3, manifest.model.inputShape[1], manifest.model.inputShape[2]] : [p.channels, p.resize, p.resize]
     }
 
     /// Decodes and preprocesses encoded image bytes to the model's input [C, H, W].
     public func preprocess(bytes: [UInt8], name: String = "image") throws -> ImageDataset {
         let p = manifest.preprocessing
+        if let lineWidth = p.lineWidth {
+            let pixels = try ImageFolder.decodeLine(bytes: bytes, height: p.resize, width: lineWidth, name: name)
+            return ImageDataset(pixels: pixels, labels: [0], channels: 1, height: p.resize, width: lineWidth,
+                                classNames: manifest.classNames, source: name)
+        }
         if p.photo == true {
             let side = manifest.model.inputShape[1]
             let photo = PhotoDataset(source: EncodedPhotos([(name, bytes)], classNames: manifest.classNames), size: side, resize: p.resize)
@@ -87,6 +93,18 @@ public final class ImageClassifier: @unchecked Sendable {
     public func classify(path: String, topK: Int = 5) throws -> [Prediction] {
         guard let data = FileManager.default.contents(atPath: path) else { throw DatasetError.fileNotFound(path) }
         return try classify(bytes: [UInt8](data), topK: topK, name: path)
+    }
+
+    /// Line recognisers: the text of each image, CTC-decoded (greedy, or beam search of
+    /// `beamWidth`), with per-character confidences.
+    public func recognize(_ images: ImageDataset, beamWidth: Int = 1) -> [Recognition] {
+        precondition(manifest.preprocessing.isLineRecognizer, "recognize: \(manifest.model.name) classifies images; it does not read lines")
+        return CTCDecoder.decode(logits: logits(inputs(images)), blank: manifest.classNames.count, classNames: manifest.classNames,
+                                 beamWidth: beamWidth)
+    }
+
+    public func recognize(bytes: [UInt8], beamWidth: Int = 1, name: String = "image") throws -> Recognition {
+        try recognize(preprocess(bytes: bytes, name: name), beamWidth: beamWidth)[0]
     }
 
     public func topPredictions(_ probabilities: Tensor, row: Int, k: Int) -> [Prediction] {

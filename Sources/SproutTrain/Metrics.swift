@@ -13,6 +13,9 @@ public struct Evaluation: Sendable, Codable {
     /// Each image's outcome in evaluation order (nil when not recorded): what `sprout compare`
     /// pairs between runs and the error report pages through.
     public var samples: SampleOutcomes?
+    /// Sequence recognisers: character error rate, edit operations, the most frequent
+    /// confusions (`top1` is then the share of sequences read exactly, `top5` unused).
+    public var sequence: SequenceMetrics?
 
     public struct ClassMetrics: Sendable, Codable {
         public var name: String, precision: Double, recall: Double, f1: Double, support: Int

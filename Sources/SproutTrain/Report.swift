@@ -3,6 +3,7 @@ import Foundation
 extension Evaluation {
     /// Loss, top-1/top-5, the per-class table and the confusion matrix as text.
     public func textReport(title: String) -> String {
+        if let sequence { return sequenceReport(title: title, sequence) }
         var lines = [title, String(format: "images %d   loss %.4f   top-1 %.2f%%   top-5 %.2f%%", count, loss, 100 * top1, 100 * top5), ""]
         let nameWidth = max(8, classNames.map(\.count).max() ?? 0) + 2
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
@@ -23,12 +24,42 @@ extension Evaluation {
         return lines.joined(separator: "\n")
     }
 
+    /// A line recogniser's evaluation: sequence accuracy, character error rate with its
+    /// edits, the most frequent confusions and some lines read wrong.
+    func sequenceReport(title: String, _ s: SequenceMetrics) -> String {
+        var lines = [title,
+                     String(format: "lines %d   loss %.4f   sequence accuracy %.2f%%   character error rate %.3f%%", count, loss,
+                            100 * top1, 100 * s.characterErrorRate),
+                     "characters \(s.characters): \(s.substitutions) substituted, \(s.deletions) missed, \(s.insertions) inserted", ""]
+        if !s.confusions.isEmpty {
+            lines.append("most frequent confusions (truth → read, ∅ = no character)")
+            for c in s.confusions { lines.append("  \(c.truth) → \(c.predicted)   \(c.count)") }
+            lines.append("")
+        }
+        if !s.errors.isEmpty {
+            lines.append("lines read wrong (truth → read)")
+            for e in s.errors.prefix(10) { lines.append("  \(e[0]) → \(e[1].isEmpty ? "∅" : e[1])") }
+        }
+        return lines.joined(separator: "\n")
+    }
+
     /// The JSON object `sprout eval --json` prints and saves.
     public func jsonObject(extra: [String: Any] = [:]) -> [String: Any] {
         var object: [String: Any] = [
             "count": count, "loss": loss, "top1": top1, "top5": top5, "confusion": confusion, "class_names": classNames,
             "per_class": perClass.map { ["name": $0.name, "precision": $0.precision, "recall": $0.recall, "f1": $0.f1, "support": $0.support] },
         ]
+        if let s = sequence {
+            object["top5"] = nil
+            object["sequence_accuracy"] = s.sequenceAccuracy
+            object["cer"] = s.characterErrorRate
+            object["characters"] = s.characters
+            object["substitutions"] = s.substitutions
+            object["deletions"] = s.deletions
+            object["insertions"] = s.insertions
+            object["confusions"] = s.confusions.map { ["truth": $0.truth, "predicted": $0.predicted, "count": $0.count] }
+            object["errors"] = s.errors.map { ["truth": $0[0], "read": $0[1]] }
+        }
         for (k, v) in extra { object[k] = v }
         return object
     }

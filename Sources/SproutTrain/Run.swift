@@ -120,6 +120,16 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     /// With test-time augmentation: apply it only to this share of the validation images, the
     /// least confident under the plain view (nil: all; 0.25 is the hiverge speedrun's).
     public var ttaFraction: Float?
+    /// Composed lines (`mnist-lines`): how many characters a line holds, "5" or "1-8"
+    /// (nil: 1-8), and how many lines make a training epoch (nil: 50,000). The validation
+    /// lines (10,000) are composed from the held-out source digits (`validationSplit`,
+    /// nil: the last 5,000; as many lines as an epoch when --lines asks for fewer).
+    public var lineLength: String?
+    public var lineCount: Int?
+    /// `text-lines`: the word list (one per line; nil: the built-in list of common English
+    /// words). The last tenth of the list (in a fixed shuffled order) is held out: validation
+    /// lines are words no training line shows.
+    public var wordList: String?
     public var seed: UInt64 = 0
     public var checkpointEverySteps: Int?
     public var checkpointEverySeconds: Double? = 600
@@ -134,6 +144,7 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
         case .cifar10, .cifar100: return "tf-cifar10"
         case .folder: return "resnet9"
         case .mnist, .fashionMNIST: return "mnist-cnn"
+        case .mnistLines, .textLines: return "crnn"
         }
     }
 
@@ -185,6 +196,8 @@ public struct RunData {
     public static func load(_ config: RunConfiguration) throws -> RunData {
         let dir = try config.dataDirectory()
         let prepared = config.modelSpec == nil ? Zoo.entry(config.modelName)?.input ?? Zoo.InputPreparation() : Zoo.InputPreparation()
+        if config.dataset == .mnistLines { return try loadLines(config, directory: dir, input: prepared) }
+        if config.dataset == .textLines { return try loadTextLines(config, fonts: dir, input: prepared) }
         if config.dataset == .folder && (prepared.photo || PhotoPack.isPack(dir)) { return try loadPhotos(config, directory: dir) }
         let skipBad = config.skipBadImages ?? true
         var (train, skipped) = try config.dataset.load(directory: dir, split: .train, skipBadImages: skipBad)
@@ -252,6 +265,85 @@ public struct RunData {
 }
 
 extension RunData {
+    /// Validation and test lines are composed with fixed seeds (not the run's), so that runs
+    /// of different seeds are scored on the same lines and can be compared pair by pair.
+    static let validationLineSeed: UInt64 = 0x5641_4C49_4445, testLineSeed: UInt64 = 0x5445_5354
+    static let evaluationLineCount = 10_000
+
+    /// Validation and test lines: 10,000, or an epoch's lines when --lines asks for fewer.
+    static func evaluationLines(_ config: RunConfiguration) -> Int { min(evaluationLineCount, config.lineCount ?? evaluationLineCount) }
+
+    /// "5" → 5...5, "1-8" → 1...8.
+    public static func lineLengths(_ text: String?) throws -> ClosedRange<Int> {
+        guard let text else { return 1...8 }
+        let parts = text.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard (1...2).contains(parts.count), let low = parts.first!, let high = parts.last!, low >= 1, low <= high, high <= 32 else {
+            throw RunError.invalid("--line-length: a count or a range such as 5 or 1-8 (within 1-32), got '\(text)'")
+        }
+        return low...high
+    }
+
+    /// Lines of MNIST digits: training lines from all but the last `validationSplit` (5,000)
+    /// training digits, validation lines from those held out, the test split's lines from
+    /// MNIST's test digits.
+    static func loadLines(_ config: RunConfiguration, directory dir: String, input prepared: Zoo.InputPreparation,
+                          lengthOverride: String? = nil) throws -> RunData {
+        let digits = try MNIST.load(directory: dir, split: .train)
+        let held = config.validationSplit ?? config.validationFraction.map { Int((Double(digits.count) * $0).rounded()) } ?? min(5000, digits.count / 10)
+        try RunConfiguration.checkHoldOut(held, of: digits.count)
+        let (trainDigits, validationDigits) = digits.splittingLast(held)
+        let lengths = try lineLengths(config.lineLength)
+        let evaluated = try lengthOverride.map(lineLengths) ?? lengths
+        let width = DigitLines.width(forLength: lengths.upperBound)
+        let train = try DigitLines(digits: trainDigits, count: config.lineCount ?? 50_000, lengths: lengths, seed: config.seed)
+        let validation = try DigitLines(digits: validationDigits, count: evaluationLines(config), lengths: evaluated, width: width,
+                                        seed: validationLineSeed)
+        var mean: [Float] = [0.5], std: [Float] = [0.5]
+        if case let .fixedMeanStd(m, s) = prepared.normalization { (mean, std) = (m, s) }
+        let preprocessing = PreprocessingSpec(normalization: .meanStd, mean: mean, std: std, resize: DigitLines.lineHeight, channels: 1,
+                                              lineWidth: width)
+        var augmentation = Augmentation.none
+        augmentation.freshLayout = config.augment ?? true
+        return RunData(train: train, validation: validation,
+                       validationName: "val (\(validation.count) lines of \(evaluated.count == 1 ? "\(evaluated.lowerBound)" : "\(evaluated.lowerBound)-\(evaluated.upperBound)") digits from the last \(held) training digits)",
+                       preprocessing: preprocessing, modelInput: [1, DigitLines.lineHeight, width], augmentation: augmentation)
+    }
+
+    /// Rendered words: training lines from nine tenths of the word list, validation lines
+    /// (5,000) from the rest, in the fonts at `fonts`.
+    static func loadTextLines(_ config: RunConfiguration, fonts path: String, input prepared: Zoo.InputPreparation) throws -> RunData {
+        let fonts = try Font.load(path)
+        var words = try config.wordList.map(TextLines.readWords) ?? TextLines.defaultWords
+        var g = SeededGenerator(seed: 0x574F_5244)
+        words.shuffle(using: &g)
+        let maxLength = try lineLengths(config.lineLength ?? "1-12").upperBound
+        words = words.filter { $0.count <= maxLength }
+        let held = max(1, words.count / 10)
+        guard words.count > held else { throw RunError.invalid("--words: \(words.count) words of at most \(maxLength) characters; at least 2 are needed") }
+        let alphabet = Array(Set(words.joined())).sorted()
+        let train = try TextLines(fonts: fonts, words: Array(words.dropLast(held)), alphabet: alphabet, count: config.lineCount ?? 50_000,
+                                  maxLength: maxLength, seed: config.seed)
+        let validation = try TextLines(fonts: fonts, words: Array(words.suffix(held)), alphabet: alphabet, count: min(5_000, evaluationLines(config)),
+                                       maxLength: maxLength, seed: validationLineSeed)
+        var mean: [Float] = [0.5], std: [Float] = [0.5]
+        if case let .fixedMeanStd(m, s) = prepared.normalization { (mean, std) = (m, s) }
+        var augmentation = Augmentation.none
+        augmentation.freshLayout = config.augment ?? true
+        return RunData(train: train, validation: validation,
+                       validationName: "val (\(validation.count) lines of \(held) held-out words, \(fonts.count) font\(fonts.count == 1 ? "" : "s"))",
+                       preprocessing: PreprocessingSpec(normalization: .meanStd, mean: mean, std: std, resize: TextLines.lineHeight,
+                                                        channels: 1, lineWidth: train.width),
+                       modelInput: [1, TextLines.lineHeight, train.width], augmentation: augmentation)
+    }
+
+    /// The lines of MNIST's test digits (digits no run trains or validates on).
+    static func testLines(_ config: RunConfiguration, lengthOverride: String?) throws -> DigitLines {
+        let digits = try MNIST.load(directory: try config.dataDirectory(), split: .test)
+        let lengths = try lineLengths(config.lineLength)
+        return try DigitLines(digits: digits, count: evaluationLines(config), lengths: try lengthOverride.map(lineLengths) ?? lengths,
+                              width: DigitLines.width(forLength: lengths.upperBound), seed: testLineSeed)
+    }
+
     /// A photo folder for a photo model (224 px): the file lists only, streamed at
     /// `--image-size` (the model's input) with ImageNet statistics; a folder's val/ is the
     /// held-out split, else a stratified seeded split of the training folder.
@@ -295,7 +387,25 @@ extension RunData {
 
     /// One split of a run's data for evaluation: "train" and "val" are the run's own
     /// training and validation images; "test" is the dataset's official test split.
-    public static func split(_ name: String, of config: RunConfiguration) throws -> any Dataset {
+    public static func split(_ name: String, of config: RunConfiguration, lineLength: String? = nil) throws -> any Dataset {
+        if config.dataset == .textLines {
+            let data = try loadTextLines(config, fonts: try config.dataDirectory(), input: Zoo.entry(config.modelName)?.input ?? Zoo.InputPreparation())
+            switch name {
+            case "train": return data.train
+            case "val": return data.validation
+            case "test": throw DatasetError.noSplit(kind: config.dataset.rawValue, split: "test")
+            default: throw RunError.invalid("unknown split '\(name)' (val, train)")
+            }
+        }
+        if config.dataset == .mnistLines {
+            let prepared = Zoo.entry(config.modelName)?.input ?? Zoo.InputPreparation()
+            switch name {
+            case "train": return try loadLines(config, directory: try config.dataDirectory(), input: prepared).train
+            case "val": return try loadLines(config, directory: try config.dataDirectory(), input: prepared, lengthOverride: lineLength).validation
+            case "test": return try testLines(config, lengthOverride: lineLength)
+            default: throw RunError.invalid("unknown split '\(name)' (test, val, train)")
+            }
+        }
         switch name {
         case "train": return try load(config).train
         case "val": return try load(config).validation

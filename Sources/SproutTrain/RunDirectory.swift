@@ -94,9 +94,9 @@ public struct RunDirectory: Sendable, Equatable {
 
     /// The split evaluation reads: the one asked for, else the official test split when it is
     /// on disk, else the run's validation hold-out.
-    public func evaluationSplit(_ name: String?, configuration config: RunConfiguration) throws -> (name: String, dataset: any Dataset) {
-        if let name { return (name, try RunData.split(name, of: config)) }
-        if config.dataset != .folder, let test = try? RunData.split("test", of: config) { return ("test", test) }
-        return ("val", try RunData.split("val", of: config))
+    public func evaluationSplit(_ name: String?, configuration config: RunConfiguration, lineLength: String? = nil) throws -> (name: String, dataset: any Dataset) {
+        if let name { return (name, try RunData.split(name, of: config, lineLength: lineLength)) }
+        if config.dataset != .folder, let test = try? RunData.split("test", of: config, lineLength: lineLength) { return ("test", test) }
+        return ("val", try RunData.split("val", of: config, lineLength: lineLength))
     }
 }

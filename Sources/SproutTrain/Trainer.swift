@@ -206,14 +206,14 @@ public final class Trainer {
                 lastEvaluation = e
                 logs["val/loss"] = e.loss
                 logs["val/accuracy"] = e.top1
-                logs["val/top5"] = e.top5
+                if let sequence = e.sequence { logs["val/cer"] = sequence.characterErrorRate } else { logs["val/top5"] = e.top5 }
                 let last = epoch + 1 >= epochs || (maxSteps.map { step >= $0 } ?? false)
                 if last && testTimeAugmentation != .none {
                     let t = evaluate(validation)
                     lastEvaluation = t
                     logs["val_tta/loss"] = t.loss
                     logs["val_tta/accuracy"] = t.top1
-                    logs["val_tta/top5"] = t.top5
+                    if t.sequence == nil { logs["val_tta/top5"] = t.top5 }
                 }
             }
             do { try TensorMemory.checkLimit() } catch { failed = true; throw error }

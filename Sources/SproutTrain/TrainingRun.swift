@@ -52,7 +52,9 @@ public final class TrainingRun {
         }
         let data = try RunData.load(config)
         seedEverything(config.seed)
-        let spec = ModelSpec(name: config.modelName, inputShape: data.modelInput, classes: data.train.classCount, width: config.width,
+        // A sequence model has one more output than the dataset has classes: CTC's blank.
+        let outputs = data.train.classCount + (config.dataset.isSequence ? 1 : 0)
+        let spec = ModelSpec(name: config.modelName, inputShape: data.modelInput, classes: outputs, width: config.width,
                              layers: config.modelSpec, kernelSize: config.kernelSize)
         let model = try spec.build()
         if let pretrained = config.pretrained {
@@ -151,8 +153,12 @@ public final class TrainingRun {
         trainer.frozenLayers = frozenLayers
         trainer.gradientReducer = distribution?.gradients
         trainer.schedule = schedule
-        trainer.objective = Classification(labelSmoothing: config.labelSmoothing, classWeights: classWeights,
-                                           summed: config.summedLoss ?? false, augmentedFraction: config.ttaFraction)
+        if config.dataset.isSequence {
+            trainer.objective = SequenceRecognition(blank: data.train.classCount, classNames: data.train.classNames)
+        } else {
+            trainer.objective = Classification(labelSmoothing: config.labelSmoothing, classWeights: classWeights,
+                                               summed: config.summedLoss ?? false, augmentedFraction: config.ttaFraction)
+        }
         trainer.validationInterval = config.validateEvery
         trainer.clipNorm = config.clipNorm
         trainer.testTimeAugmentation = config.testTimeAugmentation ?? .none
@@ -164,7 +170,10 @@ public final class TrainingRun {
             directory: directory.checkpoints, everySteps: config.checkpointEverySteps, everySeconds: config.checkpointEverySeconds,
             keep: config.keepCheckpoints) { t in
                 var metrics: [String: Double] = [:]
-                if let e = t.lastEvaluation { metrics = ["val/accuracy": e.top1, "val/loss": e.loss, "val/top5": e.top5] }
+                if let e = t.lastEvaluation {
+                    metrics = ["val/accuracy": e.top1, "val/loss": e.loss]
+                    if let s = e.sequence { metrics["val/cer"] = s.characterErrorRate } else { metrics["val/top5"] = e.top5 }
+                }
                 return CheckpointManifest(step: t.step, epoch: t.epoch, batchInEpoch: t.batchInEpoch, model: spec,
                                           classNames: classNames, preprocessing: preprocessing, metrics: metrics,
                                           hasEMA: t.ema != nil, weightsFile: "", stateFile: "", config: recorded)

@@ -50,7 +50,13 @@ struct BenchModel: ParsableCommand {
         (net as? any TrainingDataInitializable)?.initialize(fromTrainingImages: x)
         let optimizer = SGD(for: net, learningRate: 0.01, momentum: 0.9, nesterov: true, weightDecay: 5e-4)
         let trainer = Trainer(model: net, optimizer: optimizer)
-        let batch = Batch(images: x, labels: labels, indices: Array(0..<batchSize))
+        var batch = Batch(images: x, labels: labels, indices: Array(0..<batchSize))
+        if withoutGradient({ net(Tensor.zeros([1] + shape)) }).rank == 3 {
+            // A line reader ([N, T, classes]): CTC on 5-label targets, blank = class 9.
+            trainer.objective = SequenceRecognition(blank: 9, classNames: (0..<9).map(String.init))
+            batch = Batch(images: x, targets: .sequences((0..<batchSize).map { i in (0..<5).map { (i + $0) % 9 } }),
+                          indices: Array(0..<batchSize))
+        }
         var trainSeconds = Double.nan, inferSeconds = Double.nan
         if mode != "infer" {
             for _ in 0..<warmup { _ = try trainer.trainStep(batch) }

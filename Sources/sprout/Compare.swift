@@ -38,6 +38,9 @@ struct Compare: ParsableCommand {
             if let dataDir { config.dataDir = dataDir }
             let (splitName, dataset) = try run.evaluationSplit(split, configuration: config)
             let (loaded, usesEMA) = try run.load(.init(checkpoint))
+            if loaded.manifest.preprocessing.isLineRecognizer {
+                throw CLIError("\(path) reads lines of text; compare pairs classifiers' predictions — compare line readers with sprout eval RUN --json")
+            }
             let loader = evaluationLoader(dataset, preprocessing: loaded.manifest.preprocessing,
                                           modelInput: loaded.manifest.model.inputShape, batchSize: batchSize)
             let augmentation = tta ?? config.testTimeAugmentation ?? .none

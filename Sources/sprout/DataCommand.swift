@@ -45,6 +45,9 @@ struct DataInfo: ParsableCommand {
         case .folder:
             try describePhotos()
             return
+        case .mnistLines, .textLines:
+            // detect() names files, never lines; lines are made from an MNIST directory.
+            throw CLIError("\(path): mnist-lines are composed from an MNIST directory; use sprout data sample \(path) --lines 5")
         }
         guard !splits.isEmpty else { throw CLIError("\(path): no dataset files found") }
         print("\(path): \(format)")
@@ -306,16 +309,44 @@ struct DatasetSource {
 struct DataSample: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sample",
-        abstract: "Write one image of a dataset as a PNG file (and print its label).",
-        discussion: "Example: sprout data sample /usr/share/datasets/fashion-mnist --split test --index 0 --output shoe.png")
+        abstract: "Write one image of a dataset as a PNG file (and print its label); with --lines, a line of digits composed from MNIST.",
+        discussion: """
+        Examples:
+          sprout data sample /usr/share/datasets/fashion-mnist --split test --index 0 --output shoe.png
+          sprout data sample ../shared/data/mnist --split train --lines 5 --index 3 --output line.png   (a 5-digit line, as mnist-lines trains on)
+          sprout data sample /usr/share/fonts/truetype/dejavu --text --index 3 --output word.png     (a rendered word, as text-lines trains on)
+        """)
 
     @Argument(help: "Dataset directory (IDX or CIFAR binary).") var path: String
     @Option(help: "train or test.") var split = "test"
     @Option(help: "Image index.") var index = 0
     @Option(help: "PNG file to write.") var output: String
+    @Option(help: "Compose a line of this many MNIST digits (a count or a range such as 1-8) from the split, as mnist-lines does.") var lines: String?
+    @Option(help: "With --lines or --text: the seed the lines are drawn from.") var seed: UInt64 = 0
+    @Flag(help: "Render a word with the TrueType font(s) at the path (a .ttf file or a directory), as text-lines does.") var text = false
+    @Option(help: "With --text: a word list, one per line (default: the built-in one).") var words: String?
 
     func run() throws {
         guard let which = DatasetSplit(rawValue: split) else { throw ValidationError("--split must be train or test") }
+        if text {
+            let fonts = try Font.load(path)
+            let lengths = try RunData.lineLengths(lines ?? "1-12")
+            let set = try TextLines(fonts: fonts, words: try words.map(TextLines.readWords) ?? TextLines.defaultWords, count: index + 1,
+                                    maxLength: lengths.upperBound, seed: seed)
+            let pixels = set.withPixels(ofSample: index) { Array($0) }
+            try ImageWriter.writePNG(planar: pixels, channels: 1, height: set.height, width: set.width, to: output)
+            print("\(output): text line \(index), \(set.height)×\(set.width), '\(set.text(of: index))' in \((set.fonts[set.lines[index].font].path as NSString).lastPathComponent)")
+            return
+        }
+        if let lines {
+            let lengths = try RunData.lineLengths(lines)
+            let digits = try MNIST.load(directory: path, split: which)
+            let set = try DigitLines(digits: digits, count: index + 1, lengths: lengths, seed: seed)
+            let pixels = set.withPixels(ofSample: index) { Array($0) }
+            try ImageWriter.writePNG(planar: pixels, channels: 1, height: set.height, width: set.width, to: output)
+            print("\(output): line \(index) of \(split) digits, \(set.height)×\(set.width), text \(set.text(of: index))")
+            return
+        }
         let d = try DatasetKind.detect(directory: path).split(path, which)
         guard (0..<d.count).contains(index) else { throw ValidationError("--index \(index) outside 0..<\(d.count)") }
         let pixels = Array(d.pixels[(index * d.imageSize)..<((index + 1) * d.imageSize)])

@@ -20,6 +20,8 @@ struct Eval: ParsableCommand {
     @Option(help: "test, val or train (default: test when the dataset has one, else val).") var split: String?
     @Option(help: "Dataset directory (default: the run's).") var dataDir: String?
     @Option(help: "Images per forward pass.") var batchSize = 500
+    @Option(help: "Line recognisers: CTC beam-search width (1: greedy decoding).") var beam = 1
+    @Option(help: "mnist-lines: evaluate on lines of this many digits (e.g. 5) instead of the run's lengths.") var lineLength: String?
     @Flag(help: "Print one JSON object.") var json = false
     @Option(help: "Write an error-analysis page, DIR/index.html (self-contained): the confusion matrix with each cell's images, the most confidently wrong images, calibration.")
     var report: String?
@@ -37,7 +39,8 @@ struct Eval: ParsableCommand {
         if let dataDir { config.dataDir = dataDir }
         let augmentation = tta ?? config.testTimeAugmentation ?? .none
         let checkpoints = run.checkpoints
-        let (splitName, dataset) = try run.evaluationSplit(split, configuration: config)
+        let (splitName, dataset) = try run.evaluationSplit(split, configuration: config, lineLength: lineLength)
+        guard beam >= 1 else { throw ValidationError("--beam must be at least 1") }
         let evalDir = run.evaluationDirectory
         try FileManager.default.createDirectory(atPath: evalDir, withIntermediateDirectories: true)
 
@@ -86,7 +89,11 @@ struct Eval: ParsableCommand {
         let loader = evaluationLoader(dataset, preprocessing: loaded.manifest.preprocessing, modelInput: loaded.manifest.model.inputShape,
                                       batchSize: batchSize)
         let started = Date()
-        let result = evaluateModel(loaded.model, on: loader, testTimeAugmentation: augmentation)
+        let result = evaluateModel(loaded.model, on: loader, objective: loaded.manifest.objective(beamWidth: beam),
+                                   testTimeAugmentation: augmentation)
+        if report != nil && result.sequence != nil {
+            throw ValidationError("--report pages are for image classifiers; a line recogniser's errors are in the text and --json output")
+        }
         if !loader.failures.isEmpty {
             FileHandle.standardError.write(Data("skipped \(loader.failures.count) images that did not load (each replaced by the next one), e.g. \(loader.failures[0])\n".utf8))
         }
@@ -107,8 +114,13 @@ struct Eval: ParsableCommand {
             try writeAtomically(Array(page.utf8), to: reportPath!)
         }
         try writeAtomically(Array(result.confusionSVG(title: title).utf8), to: base + ".svg")
+        if let sequence = result.sequence {
+            tensorboard?.add(scalars: [("eval/\(split)/sequence_accuracy", Float(result.top1)), ("eval/\(split)/cer", Float(sequence.characterErrorRate)),
+                                       ("eval/\(split)/loss", Float(result.loss))], step: step)
+        } else {
         tensorboard?.add(scalars: [("eval/\(split)/top1", Float(result.top1)), ("eval/\(split)/top5", Float(result.top5)),
                                    ("eval/\(split)/loss", Float(result.loss))], step: step)
+        }
         tensorboard?.flush()
         if json {
             let line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])

@@ -43,6 +43,9 @@ struct Explain: ParsableCommand {
         try threadOptions.apply()
         guard paths.count >= 2 else { throw ValidationError("give a run directory and at least one image") }
         let classifier = try loadClassifier(run: paths[0], checkpoint: checkpoint, noEma: noEma)
+        if classifier.manifest.preprocessing.isLineRecognizer {
+            throw CLIError("\(paths[0]) reads lines of text; Grad-CAM explains image classifiers (sprout predict shows each character's confidence)")
+        }
         let names = classifier.manifest.classNames
         var target: Int?
         if let className {

@@ -4,7 +4,7 @@ import Sprout
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Classify PNG/JPEG images with a run's newest checkpoint, preprocessed as in training.",
+        abstract: "Classify PNG/JPEG images (or read the text of line images) with a run's newest checkpoint, preprocessed as in training.",
         discussion: """
         Example:
           sprout predict runs/demo shoe.png shirt.jpg --top-k 3
@@ -19,6 +19,7 @@ struct Predict: ParsableCommand {
     @Option(help: "Classify with published weights as they are (ImageNet classes) instead of a run: a name from `sprout weights list` or a file.")
     var pretrained: String?
     @Flag(help: "Print one JSON object per image.") var json = false
+    @Option(help: "Line recognisers: CTC beam-search width (1: greedy decoding).") var beam = 1
     @Flag(help: "With --json: add the raw logits (to compare with another framework).") var logits = false
     @Option(help: "Write each image's network input here as raw little-endian float32 [C, H, W] (IMAGE_NAME.f32): the exact tensor the model saw.")
     var saveInputs: String?
@@ -45,6 +46,22 @@ struct Predict: ParsableCommand {
         for path in images {
             do {
                 guard let data = FileManager.default.contents(atPath: path) else { throw DatasetError.fileNotFound(path) }
+                if manifest.preprocessing.isLineRecognizer {
+                    // A line reader: the text, each character's confidence.
+                    let output = classifier.logits(classifier.inputs(try classifier.preprocess(bytes: [UInt8](data), name: path)))
+                    let r = CTCDecoder.decode(logits: output, blank: manifest.classNames.count, classNames: manifest.classNames,
+                                              beamWidth: max(1, beam))[0]
+                    if json {
+                        var object: [String: Any] = ["image": path, "step": manifest.step, "text": r.text,
+                                                     "confidences": r.confidences.map(Double.init), "probability": Double(r.probability)]
+                        if logits { object["logits"] = output.scalars.map { Double($0) }; object["logits_shape"] = output.shape }
+                        print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+                    } else {
+                        let each = zip(r.characters, r.confidences).map { String(format: "%@ %.2f", $0, $1) }.joined(separator: ", ")
+                        print("\(path): \(r.text.isEmpty ? "(nothing read)" : r.text)   [\(each)]")
+                    }
+                    continue
+                }
                 let input = classifier.inputs(try classifier.preprocess(bytes: [UInt8](data), name: path))
                 let output = classifier.logits(input)
                 let predictions = classifier.topPredictions(softmax(output, alongAxis: 1), row: 0, k: min(topK, manifest.classNames.count))

@@ -23,7 +23,7 @@ struct Train: ParsableCommand {
     @Option(help: "Start from a named recipe (listed below); other flags override its settings.") var recipe: String?
     @Flag(help: "Print the resolved configuration as JSON and exit.") var printConfig = false
 
-    @Option(help: "mnist, fashion-mnist, cifar10, cifar100 or folder (ROOT/<class>/*.png|jpg).") var dataset: DatasetKind?
+    @Option(help: "mnist, fashion-mnist, cifar10, cifar100, folder (ROOT/<class>/*.png|jpg), mnist-lines (lines of MNIST digits to read with CTC) or text-lines (words rendered with the fonts at --data-dir).") var dataset: DatasetKind?
     @Option(help: "Directory holding the dataset's official files.") var dataDir: String?
     @Option(help: "Zoo model (sprout models lists them).") var model: String?
     @Option(help: "A JSON file describing the layers (see docs/model-spec.md) instead of a zoo model.") var modelSpec: String?
@@ -68,6 +68,9 @@ struct Train: ParsableCommand {
     @Option(help: "Photo models: random rotations of up to this many degrees when augmenting. Default off.") var rotation: Float?
     @Option(help: "Threads preparing training batches (default: 1 for in-memory data; for photo folders all cores but one).") var workers: Int?
     @Option(help: "Test-time augmentation for the final evaluation (epochs before it evaluate plain images): none, flip or flip-translate.") var tta: TestTimeAugmentation?
+    @Option(help: "mnist-lines: digits per line, a count or a range (5, 1-8; default 1-8).") var lineLength: String?
+    @Option(help: "mnist-lines, text-lines: lines per training epoch (default 50000).") var lines: Int?
+    @Option(help: "text-lines: a word list, one word per line (default: a built-in list of common English words).") var words: String?
     @Option(help: "Run directory (default runs/<dataset>-<model>-<time>).") var runDir: String?
     @Option(help: "Random seed (weights, data order, augmentation).") var seed: UInt64?
     @Option(help: "Checkpoint every N steps.") var checkpointEverySteps: Int?
@@ -126,6 +129,11 @@ struct Train: ParsableCommand {
         c.patience = patience ?? c.patience
         c.classWeights = classWeights ?? c.classWeights
         c.winograd = winograd ?? c.winograd
+        c.lineLength = lineLength ?? c.lineLength
+        c.lineCount = lines ?? c.lineCount
+        c.wordList = words ?? c.wordList
+        if c.dataset.isSequence { _ = try RunData.lineLengths(c.lineLength) }
+        if let n = c.lineCount, n < 1 { throw ValidationError("--lines must be positive") }
         if let kernelSize {
             guard kernelSize >= 1 && kernelSize % 2 == 1 else { throw ValidationError("--kernel-size must be odd and positive, got \(kernelSize)") }
             c.kernelSize = kernelSize
@@ -255,9 +263,15 @@ struct Train: ParsableCommand {
         }
         guard let final = outcome.evaluation else { return }
         let views = trainer.testTimeAugmentation == .none ? "" : " with \(trainer.testTimeAugmentation.rawValue) test-time augmentation"
+        if let sequence = final.sequence {
+            print(String(format: "done: %d steps in %@ (%.1f img/s, %.1f%% of the last epoch waiting for data) — %@ sequence accuracy %.4f, character error rate %.4f, loss %.4f",
+                         trainer.step, formatDuration(outcome.seconds), outcome.imagesPerSecond, 100 * trainer.dataWaitFraction,
+                         data.validationName, final.top1, sequence.characterErrorRate, final.loss))
+        } else {
         print(String(format: "done: %d steps in %@ (%.1f img/s, %.1f%% of the last epoch waiting for data) — %@ accuracy%@ %.4f (top-5 %.4f), loss %.4f",
                      trainer.step, formatDuration(outcome.seconds), outcome.imagesPerSecond, 100 * trainer.dataWaitFraction,
                      data.validationName, views, final.top1, final.top5, final.loss))
+        }
         if !run.featureSources.isEmpty {
             let computed = run.featureSources.map(\.cache)
             let epochs = trainer.history.compactMap { $0["train/epoch_seconds"] }

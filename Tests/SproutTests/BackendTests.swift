@@ -14,7 +14,7 @@ import SproutTrain
     static let cases: [(name: String, input: [Int], width: Float)] = [
         ("mlp", [1, 8, 8], 1), ("mnist-cnn", [1, 10, 10], 1), ("mnist-bn", [1, 8, 8], 1), ("lenet5", [1, 12, 12], 1),
         ("tf-cifar10", [3, 8, 8], 1), ("tf-cifar10-nolrn", [3, 8, 8], 1), ("resnet9", [3, 16, 16], 0.125),
-        ("airbench", [3, 32, 32], 0.0625), ("resnet18-cifar", [3, 8, 8], 0.0625),
+        ("airbench", [3, 32, 32], 0.0625), ("resnet18-cifar", [3, 8, 8], 0.0625), ("crnn", [1, 32, 16], 0.125),
     ]
 
     struct Step {
@@ -38,7 +38,13 @@ import SproutTrain
             let trainer = Trainer(model: model, optimizer: SGD(for: model, learningRate: 0.1, momentum: 0.9, nesterov: true, weightDecay: 5e-4))
             trainer.ema = ExponentialMovingAverage(model: model, decay: 0.9)
             trainer.objective = Classification(labelSmoothing: 0.1)
-            let result = try trainer.trainStep(Batch(images: x, labels: [0, 3, 1, 4], indices: [0, 1, 2, 3]))
+            var batch = Batch(images: x, labels: [0, 3, 1, 4], indices: [0, 1, 2, 3])
+            if name == "crnn" {
+                // A line reader: CTC over its 4 columns, blank = class 4.
+                trainer.objective = SequenceRecognition(blank: 4, classNames: ["a", "b", "c", "d"])
+                batch = Batch(images: x, targets: .sequences([[0, 3], [1], [2, 2], []]), indices: [0, 1, 2, 3])
+            }
+            let result = try trainer.trainStep(batch)
             let after = model.namedParameters.reduce(into: [String: [Float]]()) { $0[$1.name] = $1.parameter.value.scalars }
             let average = trainer.ema!.shadow.mapValues(\.scalars)
             let devices = Set(model.namedParameters.map(\.parameter.value.device) + trainer.ema!.shadow.values.map(\.device))

@@ -10,13 +10,18 @@ import SproutTensor
 
 /// A run directory with an `mlp` checkpoint on 8×8 colour images of three classes.
 /// With `photo`, a mobilenet-v2 ×0.25 on 32-px photo views (resize 37, ImageNet statistics).
-func servedRun(_ dir: TemporaryDirectory, name: String = "shapes", steps: [Int] = [10], photo: Bool = false) throws -> String {
+/// With `line`, a crnn ×0.125 reading 32 × 40 lines of the three "characters" (4 outputs with the blank).
+func servedRun(_ dir: TemporaryDirectory, name: String = "shapes", steps: [Int] = [10], photo: Bool = false, line: Bool = false) throws -> String {
     let run = dir.file(name)
-    let spec = photo ? ModelSpec(name: "mobilenet-v2", inputShape: [3, 32, 32], classes: 3, width: 0.25)
+    var spec = photo ? ModelSpec(name: "mobilenet-v2", inputShape: [3, 32, 32], classes: 3, width: 0.25)
                      : ModelSpec(name: "mlp", inputShape: [3, 8, 8], classes: 3)
-    let prep = photo ? PreprocessingSpec(normalization: .meanStd, mean: Zoo.InputPreparation.imageNetMean,
+    var prep = photo ? PreprocessingSpec(normalization: .meanStd, mean: Zoo.InputPreparation.imageNetMean,
                                          std: Zoo.InputPreparation.imageNetStd, resize: 37, channels: 3, photo: true)
                      : PreprocessingSpec(normalization: .unit, resize: 8, channels: 3)
+    if line {
+        spec = ModelSpec(name: "crnn", inputShape: [1, 32, 40], classes: 4, width: 0.125)
+        prep = PreprocessingSpec(normalization: .meanStd, mean: [0.1], std: [0.3], resize: 32, channels: 1, lineWidth: 40)
+    }
     let ckpts = CheckpointDirectory((run as NSString).appendingPathComponent("checkpoints"))
     for step in steps {
         try ckpts.save(model: try spec.build(), optimizer: nil, ema: nil, manifest: CheckpointManifest(
@@ -55,6 +60,35 @@ func testImage(_ format: ImageWriter.Format, size: Int = 12, seed: UInt64 = 1) -
             guard let port = await iterator.next(), port > 0 else { throw LoopbackHTTP.Failure(description: "server did not start") }
             try await onOwnThread { try body(LoopbackHTTP(port: port)) }
             group.cancelAll()
+        }
+    }
+
+    /// A line reader answers NAME:recognize with its text and one confidence per character
+    /// (what the library's recogniser reads from the same bytes), and refuses :classify.
+    @Test func aLineReaderRecognizes() async throws {
+        let dir = TemporaryDirectory()
+        let run = try servedRun(dir, name: "lines", line: true)
+        let picture = testImage(.png, size: 30, seed: 4)
+        let (loaded, _) = try RunDirectory(run).load(.latest, useEMA: true)
+        let expected = try ImageClassifier(checkpoint: loaded).recognize(bytes: picture, beamWidth: 3)
+        try await withServer(run) { client in
+            let models = try client.get("/v1/models").json["models"] as? [[String: Any]]
+            #expect(models?.first?["task"] as? String == "recognize")
+            let r = try client.post("/v1/models/lines:recognize?beam=3", body: picture)
+            #expect(r.status == 200)
+            let characters = r.json["characters"] as? [[String: Any]] ?? []
+            #expect(r.json["text"] as? String == expected.text && characters.count == expected.labels.count)
+            #expect(characters.allSatisfy { ($0["confidence"] as? Double).map { (0...1).contains($0) } ?? false })
+            #expect(characters.map { $0["character"] as? String ?? "" } == expected.characters)
+            let classify = try client.post("/v1/models/lines:classify", body: picture)
+            #expect(classify.status == 400 && (classify.json["error"] as? String ?? "").contains(":recognize"))
+            #expect(try client.post("/v1/models/lines:recognize?beam=0", body: picture).status == 400)
+            #expect(try client.post("/v1/models/lines:recognize", body: Array("not an image".utf8)).status == 400)
+        }
+        let shapes = try servedRun(dir)
+        try await withServer(shapes) { client in
+            let r = try client.post("/v1/models/shapes:recognize", body: testImage(.png))
+            #expect(r.status == 400)
         }
     }
 

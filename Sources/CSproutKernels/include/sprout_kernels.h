@@ -197,4 +197,16 @@ typedef struct {
 /// it. The functions above go through the active one; tests compare the two directly.
 const sprout_simd_table *sprout_simd_loops(int level);
 
+// LSTM / GRU time step, point-wise part (recurrent.c). Gate blocks in PyTorch's order.
+void sprout_lstm_cell_forward(const float *xg, const float *hg, const float *c_prev, const float *h_prev,
+                              const float *keep, int n, int h, float *h_out, float *c_out, float *y_out,
+                              float *act, float *cand);
+void sprout_lstm_cell_backward(const float *dy, const float *dh, const float *dc, const float *act, const float *cand,
+                               const float *c_prev, const float *keep, int n, int h,
+                               float *d_gates, float *dc_prev, float *dh_prev);
+void sprout_gru_cell_forward(const float *xg, const float *hg, const float *h_prev, const float *keep, int n, int h,
+                             float *h_out, float *y_out, float *act);
+void sprout_gru_cell_backward(const float *dy, const float *dh, const float *act, const float *h_prev, const float *keep,
+                              int n, int h, float *dx, float *dhg, float *dh_prev);
+
 #endif

@@ -12,8 +12,17 @@ public class Pool2DBase {
         self.padding = padding
     }
 
+    /// A rectangular window, (height, width): CRNN's (2, 1) pools halve the height and keep
+    /// every column.
+    public init(kernelSize: (Int, Int), stride: (Int, Int)? = nil, padding: Padding = .valid) {
+        self.kernelSize = kernelSize
+        self.stride = stride ?? kernelSize
+        self.padding = padding
+    }
+
     func describe(_ kind: String) -> String {
-        "\(kind)(\(kernelSize.0)×\(kernelSize.1), stride \(stride.0), \(padding.summary))"
+        let step = stride.0 == stride.1 ? "\(stride.0)" : "(\(stride.0), \(stride.1))"
+        return "\(kind)(\(kernelSize.0)×\(kernelSize.1), stride \(step), \(padding.summary))"
     }
 }
 

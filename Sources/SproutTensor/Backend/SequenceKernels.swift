@@ -3,9 +3,10 @@ import Glibc
 #endif
 
 /// The point-wise halves of the LSTM and GRU time steps and the CTC forward–backward, as
-/// host loops over contiguous buffers. Both backends call them (they keep tensors in host
-/// memory); the GEMMs of a time step are separate `matmul` calls, so a device with its own
-/// memory replaces these and keeps the recurrence in `Ops/Recurrent.swift` as it is.
+/// plain host loops: the reference backend's (the CPU backend runs the cells in C,
+/// recurrent.c, and shares the CTC, whose cost is small beside the network's). The GEMMs of
+/// a time step are separate `matmul` calls, so a device with its own memory replaces these
+/// and keeps the recurrence in `Ops/Recurrent.swift` as it is.
 enum SequenceKernels {
     @inline(__always) static func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
 
@@ -186,8 +187,8 @@ enum SequenceKernels {
     }
 }
 
-// Both backends keep tensors in host memory, so both use the host loops; a device with its
-// own memory overrides these.
+// The defaults: host loops (both backends keep tensors in host memory). The CPU backend
+// overrides the cells with C; a device with its own memory overrides all of them.
 extension Backend {
     public func lstmCell(xg: Tensor, hg: Tensor, cell: Tensor, hidden: Tensor, keep: [Float]?)
         -> (hidden: Tensor, cell: Tensor, output: Tensor, activations: Tensor, cellCandidate: Tensor) {
