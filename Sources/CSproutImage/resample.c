@@ -100,26 +100,28 @@ void sprout_box_reduce(const uint8_t *src, int W, int H, int C, int k, uint8_t *
     free(row);
 }
 
-void sprout_paste_max_bilinear(const uint8_t *src, int width, int height, int ow, int oh,
+void sprout_paste_max_bilinear(const uint8_t *src, int width, int height, int ow, int oh, double angle,
                                float *canvas, int cw, int ch, int x0, int y0) {
     const float sx = (float)width / ow, sy = (float)height / oh;
+    const float c = (float)cos(angle), s = (float)sin(angle);
+    const float ocx = ow * 0.5f, ocy = oh * 0.5f, icx = width * 0.5f, icy = height * 0.5f;
     for (int y = 0; y < oh; y++) {
         if (y0 + y < 0 || y0 + y >= ch) continue;
-        float fy = (y + 0.5f) * sy - 0.5f;
-        if (fy < 0) fy = 0;
-        if (fy > height - 1) fy = (float)(height - 1);
-        const int ya = (int)fy, yb = ya + 1 < height ? ya + 1 : height - 1;
-        const float wy = fy - ya;
         for (int x = 0; x < ow; x++) {
             if (x0 + x < 0 || x0 + x >= cw) continue;
-            float fx = (x + 0.5f) * sx - 0.5f;
-            if (fx < 0) fx = 0;
-            if (fx > width - 1) fx = (float)(width - 1);
-            const int xa = (int)fx, xb = xa + 1 < width ? xa + 1 : width - 1;
-            const float wx = fx - xa;
-            const float top = src[ya * width + xa] * (1 - wx) + src[ya * width + xb] * wx;
-            const float bottom = src[yb * width + xa] * (1 - wx) + src[yb * width + xb] * wx;
-            const float v = (top * (1 - wy) + bottom * wy) * (1.0f / 255);
+            // The output pixel's centre, turned back by the angle, in source coordinates.
+            const float dx = x + 0.5f - ocx, dy = y + 0.5f - ocy;
+            const float fx = (c * dx + s * dy) * sx + icx - 0.5f, fy = (-s * dx + c * dy) * sy + icy - 0.5f;
+            if (fx <= -1 || fy <= -1 || fx >= width || fy >= height) continue;
+            const int xa = (int)floorf(fx), ya = (int)floorf(fy);
+            const float wx = fx - xa, wy = fy - ya;
+            float v = 0;
+            for (int k = 0; k < 4; k++) {
+                const int px = xa + (k & 1), py = ya + (k >> 1);
+                if (px < 0 || py < 0 || px >= width || py >= height) continue;
+                v += src[py * width + px] * ((k & 1) ? wx : 1 - wx) * ((k >> 1) ? wy : 1 - wy);
+            }
+            v *= 1.0f / 255;
             float *o = canvas + (size_t)(y0 + y) * cw + x0 + x;
             if (v > *o) *o = v;
         }

@@ -9,7 +9,8 @@ import SproutTensor
 ///
 /// Sample `index` is a fixed string of fixed source digits, drawn from (seed, index); its
 /// layout is the canonical one drawn from the same seed, or, with `freshLayout`
-/// augmentation, a new one each epoch from the loader's generator. Class k is the digit k;
+/// augmentation, a new one each epoch from the loader's generator (with `rotation`, each
+/// digit also turned by up to ±rotation degrees). Class k is the digit k;
 /// a CTC model adds the blank as class 10 (`classNames.count`).
 public struct DigitLines: Dataset {
     public static let lineHeight = 32
@@ -61,9 +62,12 @@ public struct DigitLines: Dataset {
     public func targets(_ indices: [Int]) -> Targets { .sequences(indices.map(labels(of:))) }
 
     /// Where each digit goes: its side and top-left corner.
-    struct Placement { var side: Int, x: Int, y: Int }
+    struct Placement { var side: Int, x: Int, y: Int, angle: Double = 0 }
 
-    func layout(_ n: Int, generator g: inout SeededGenerator) -> [Placement] {
+    /// A layout of `n` digits; with `rotation` (degrees, training only) each digit is also
+    /// turned by up to ±rotation, drawn after everything else so that layouts without it are
+    /// the same draws.
+    func layout(_ n: Int, generator g: inout SeededGenerator, rotation: Float = 0) -> [Placement] {
         var sides = (0..<n).map { _ in Int((28 * (Self.scales.lowerBound + g.nextUniform() * (Self.scales.upperBound - Self.scales.lowerBound))).rounded()) }
         var gaps = (0..<max(n - 1, 0)).map { _ in Self.gaps.lowerBound + g.nextInt(below: Self.gaps.count) }
         // Too wide (only with many large digits): close the gaps, then shrink the digits.
@@ -78,6 +82,9 @@ public struct DigitLines: Dataset {
             out.append(Placement(side: sides[k], x: x, y: g.nextInt(below: Self.lineHeight - sides[k] + 1)))
             if k < n - 1 { x += sides[k] + gaps[k] }
         }
+        if rotation > 0 {
+            for k in out.indices { out[k].angle = Double((g.nextUniform() * 2 - 1) * rotation) * .pi / 180 }
+        }
         return out
     }
 
@@ -88,7 +95,7 @@ public struct DigitLines: Dataset {
         out.initialize(repeating: 0, count: height * width)
         digits.pixels.withUnsafeBufferPointer { all in
             for (k, p) in zip(sources[index], placements) {
-                sprout_paste_max_bilinear(all.baseAddress! + k * 784, 28, 28, Int32(p.side), Int32(p.side),
+                sprout_paste_max_bilinear(all.baseAddress! + k * 784, 28, 28, Int32(p.side), Int32(p.side), p.angle,
                                           out, Int32(width), Int32(height), Int32(p.x), Int32(p.y))
             }
         }
@@ -109,7 +116,8 @@ public struct DigitLines: Dataset {
 
     public func renderSample(_ index: Int, augmentation: Augmentation, generator: inout SeededGenerator,
                              into out: UnsafeMutablePointer<Float>) throws -> Bool {
-        let placements = augmentation.freshLayout ? layout(sources[index].count, generator: &generator) : canonicalLayout(index)
+        let placements = augmentation.freshLayout
+            ? layout(sources[index].count, generator: &generator, rotation: augmentation.rotation) : canonicalLayout(index)
         compose(index, placements, into: out)
         return true
     }

@@ -49,8 +49,15 @@ public final class CRNN: Layer {
     public func summaryRows(input: Tensor, prefix: String) -> (output: Tensor, rows: [SummaryRow]) {
         func name(_ child: String) -> String { prefix.isEmpty ? child : "\(prefix).\(child)" }
         let (f, convRows) = features.summaryRows(input: input, prefix: name("features"))
-        let (s, rnnRows) = rnn.summaryRows(input: Self.columns(f), prefix: name("rnn"))
-        let (y, headRows) = classifier.summaryRows(input: s, prefix: name("classifier"))
+        let (s, recurrent) = rnn.summaryRows(input: Self.columns(f), prefix: name("rnn"))
+        let (y, head) = classifier.summaryRows(input: s, prefix: name("classifier"))
+        var (rnnRows, headRows) = (recurrent, head)
+        // Per sample: T columns (the generic rows drop the time axis as if it were the batch).
+        let steps = f.shape[3]
+        rnnRows[0].outputShape = [steps, s.shape[2]]
+        rnnRows[0].flops = rnn.flops(steps: steps)
+        headRows[0].outputShape = [steps, y.shape[2]]
+        headRows[0].flops *= steps
         return (y.permuted([1, 0, 2]), convRows + rnnRows + headRows)
     }
 }

@@ -40,7 +40,8 @@ public struct Recipe: Sendable {
 
     /// Lines of five handwritten digits composed from MNIST (validation lines from the last
     /// 5,000 training digits, never trained on): CRNN with CTC, Adam on a one-cycle schedule,
-    /// a new layout of every line each epoch.
+    /// a new layout of every line each epoch with each digit turned by up to ±10° (without
+    /// the rotations: 98.02%, training lines read 99.5% — the gap the rotations are for).
     public static let mnistLines = Recipe(name: "mnist-lines", summary: "crnn reading 5-digit lines of MNIST digits with CTC, ≥ 98% of lines exactly") {
         $0.dataset = .mnistLines
         $0.model = "crnn"
@@ -48,6 +49,7 @@ public struct Recipe: Sendable {
         $0.lineCount = 50_000
         $0.validationSplit = 5000
         $0.augment = true
+        $0.rotation = 10
         $0.epochs = 10
         $0.batchSize = 64
         $0.optimizer = .adam

@@ -304,6 +304,7 @@ extension RunData {
                                               lineWidth: width)
         var augmentation = Augmentation.none
         augmentation.freshLayout = config.augment ?? true
+        augmentation.rotation = augmentation.freshLayout ? config.rotation ?? 0 : 0
         return RunData(train: train, validation: validation,
                        validationName: "val (\(validation.count) lines of \(evaluated.count == 1 ? "\(evaluated.lowerBound)" : "\(evaluated.lowerBound)-\(evaluated.upperBound)") digits from the last \(held) training digits)",
                        preprocessing: preprocessing, modelInput: [1, DigitLines.lineHeight, width], augmentation: augmentation)
@@ -329,6 +330,7 @@ extension RunData {
         if case let .fixedMeanStd(m, s) = prepared.normalization { (mean, std) = (m, s) }
         var augmentation = Augmentation.none
         augmentation.freshLayout = config.augment ?? true
+        augmentation.rotation = augmentation.freshLayout ? config.rotation ?? 0 : 0
         return RunData(train: train, validation: validation,
                        validationName: "val (\(validation.count) lines of \(held) held-out words, \(fonts.count) font\(fonts.count == 1 ? "" : "s"))",
                        preprocessing: PreprocessingSpec(normalization: .meanStd, mean: mean, std: std, resize: TextLines.lineHeight,

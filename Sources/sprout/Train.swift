@@ -65,7 +65,7 @@ struct Train: ParsableCommand {
     @Option(help: "With --freeze-backbone: compute the backbone's features once (centre crops, and their mirror images when flipping) and train the classifier on them (default true).") var cacheFeatures: Bool?
     @Option(help: "Photo folders: leave out files that do not decode, naming them and counting them at the end (default true); false makes the first one an error.") var skipBadImages: Bool?
     @Option(help: "Photo models: colour jitter strength when augmenting (brightness, contrast, saturation; e.g. 0.4). Default off.") var colorJitter: Float?
-    @Option(help: "Photo models: random rotations of up to this many degrees when augmenting. Default off.") var rotation: Float?
+    @Option(help: "Photo models and mnist-lines: random rotations of up to this many degrees when augmenting (mnist-lines: each digit). Default off.") var rotation: Float?
     @Option(help: "Threads preparing training batches (default: 1 for in-memory data; for photo folders all cores but one).") var workers: Int?
     @Option(help: "Test-time augmentation for the final evaluation (epochs before it evaluate plain images): none, flip or flip-translate.") var tta: TestTimeAugmentation?
     @Option(help: "mnist-lines: digits per line, a count or a range (5, 1-8; default 1-8).") var lineLength: String?

@@ -17,7 +17,8 @@ void sprout_resample_bilinear(const uint8_t *src, int width, int height, int cha
 void sprout_box_reduce(const uint8_t *src, int width, int height, int channels, int k, uint8_t *dst);
 
 // Composing lines (DigitLines): the grey `width` × `height` source resampled bilinearly to
-// `ow` × `oh` (pixel centres at +0.5, edges clamped) and combined by maximum into the
-// `cw` × `ch` float canvas at (x0, y0), values / 255; parts outside the canvas are dropped.
-void sprout_paste_max_bilinear(const uint8_t *src, int width, int height, int ow, int oh,
+// `ow` × `oh`, turned by `angle` radians about its centre (pixel centres at +0.5; samples
+// outside the source are 0), and combined by maximum into the `cw` × `ch` float canvas at
+// (x0, y0), values / 255; parts outside the canvas are dropped.
+void sprout_paste_max_bilinear(const uint8_t *src, int width, int height, int ow, int oh, double angle,
                                float *canvas, int cw, int ch, int x0, int y0);

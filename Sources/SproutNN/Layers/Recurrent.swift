@@ -107,9 +107,9 @@ public class RecurrentBase {
         "\(kind)(\(inputSize)→\(hiddenSize)\(layerCount > 1 ? ", \(layerCount) layers" : "")\(bidirectional ? ", bidirectional" : ""))"
     }
 
-    func recurrentFlops(inputShape: [Int]) -> Int {
-        // Per time step and direction: the input projection and the recurrent product.
-        let steps = inputShape.count == 2 ? inputShape[batchFirst ? 0 : 0] : inputShape[0]
+    /// Forward FLOPs for one sample over `steps` time steps: per step and direction, the
+    /// input projection and the recurrent product (2 per multiply-add).
+    public func flops(steps: Int) -> Int {
         var total = 0
         for layer in 0..<layerCount {
             let input = layer == 0 ? inputSize : hiddenSize * directions
@@ -148,7 +148,8 @@ public final class LSTM: RecurrentBase, RecurrentLayer {
     }
 
     public var summaryName: String { describe("LSTM") }
-    public func flops(inputShape: [Int], outputShape: [Int]) -> Int { recurrentFlops(inputShape: inputShape) }
+    /// Per time step: a summary's shapes carry no time axis (`CRNN` multiplies by its columns).
+    public func flops(inputShape: [Int], outputShape: [Int]) -> Int { flops(steps: 1) }
 }
 
 /// Gated recurrent unit (PyTorch's `nn.GRU`, gate order r, z, n).
@@ -179,5 +180,6 @@ public final class GRU: RecurrentBase, RecurrentLayer {
     }
 
     public var summaryName: String { describe("GRU") }
-    public func flops(inputShape: [Int], outputShape: [Int]) -> Int { recurrentFlops(inputShape: inputShape) }
+    /// Per time step: a summary's shapes carry no time axis (`CRNN` multiplies by its columns).
+    public func flops(inputShape: [Int], outputShape: [Int]) -> Int { flops(steps: 1) }
 }
