@@ -47,6 +47,17 @@ import SproutTensor
         fresh.freshLayout = true
         _ = try out.withUnsafeMutableBufferPointer { try lines.renderSample(3, augmentation: fresh, generator: &g, into: $0.baseAddress!) }
         #expect(out.map { UInt8(($0 * 255).rounded()) } != a)
+        // Rotations are drawn after the layout: the same draws place the digits, then turn them
+        // (the ink moves, its amount barely changes).
+        var turned = [Float](repeating: 0, count: 32 * lines.width), straight = turned
+        var g1 = SeededGenerator(seed: 99), g2 = SeededGenerator(seed: 99)
+        fresh.rotation = 20
+        _ = try turned.withUnsafeMutableBufferPointer { try lines.renderSample(3, augmentation: fresh, generator: &g1, into: $0.baseAddress!) }
+        fresh.rotation = 0
+        _ = try straight.withUnsafeMutableBufferPointer { try lines.renderSample(3, augmentation: fresh, generator: &g2, into: $0.baseAddress!) }
+        #expect(straight == out && turned != straight)
+        let (inkTurned, inkStraight) = (turned.reduce(0, +), straight.reduce(0, +))
+        #expect(abs(inkTurned - inkStraight) < 0.1 * inkStraight, "ink \(inkTurned) vs \(inkStraight)")
         #expect(throws: DatasetError.self) { try DigitLines(digits: source, count: 1, lengths: 1...8, width: 100, seed: 0) }
     }
 
