@@ -49,6 +49,8 @@ public struct TextLines: Dataset {
     public let fonts: [Font]
     public let words: [String]
     public let alphabet: [Character]
+    /// Each character's class (its position in `alphabet`).
+    let classIndex: [Character: Int]
     public let count: Int
     public let width: Int
     public let seed: UInt64
@@ -78,6 +80,7 @@ public struct TextLines: Dataset {
             }
         }
         (self.fonts, self.words, self.alphabet, self.count, self.seed) = (fonts, kept, letters, count, seed)
+        classIndex = Dictionary(uniqueKeysWithValues: letters.enumerated().map { ($1, $0) })
         self.width = width ?? Self.width(forLength: maxLength)
         var g = SeededGenerator(seed: seed)
         lines = (0..<count).map { _ in (g.nextInt(below: kept.count), g.nextInt(below: fonts.count)) }
@@ -85,10 +88,7 @@ public struct TextLines: Dataset {
 
     public func text(of index: Int) -> String { words[lines[index].word] }
 
-    public func labels(of index: Int) -> [Int] {
-        let position = Dictionary(uniqueKeysWithValues: alphabet.enumerated().map { ($1, $0) })
-        return text(of: index).map { position[$0]! }
-    }
+    public func labels(of index: Int) -> [Int] { text(of: index).map { classIndex[$0]! } }
 
     public func targets(_ indices: [Int]) -> Targets { .sequences(indices.map(labels(of:))) }
 

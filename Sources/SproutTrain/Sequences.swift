@@ -106,6 +106,21 @@ public enum CTCDecoder {
         return out
     }
 
+    /// Greedy labels of every sequence of logits [N, T, C] (the best class per frame is the
+    /// logits' argmax: no softmax needed), for the training log.
+    public static func greedyLabels(logits: Tensor, blank: Int) -> [[Int]] {
+        let (n, steps) = (logits.shape[0], logits.shape[1])
+        let best = logits.reshaped(to: [n * steps, logits.shape[2]]).argmax(alongAxis: 1)
+        return (0..<n).map { i in
+            var labels: [Int] = [], previous = -1
+            for c in best[(i * steps)..<((i + 1) * steps)] {
+                if c != blank && c != previous { labels.append(c) }
+                previous = c
+            }
+            return labels
+        }
+    }
+
     /// Decodes every sequence of logits [N, T, C] (softmax taken here).
     public static func decode(logits: Tensor, blank: Int, classNames: [String], beamWidth: Int = 1) -> [Recognition] {
         precondition(logits.rank == 3, "CTCDecoder.decode: logits must be [N, T, C], got \(logits.shape)")
@@ -254,11 +269,10 @@ public struct SequenceRecognition: Objective {
     }
 
     public func metricSums(output: Tensor, batch: Batch) -> [String: Double] {
-        let readings = CTCDecoder.decode(logits: output, blank: blank, classNames: classNames)
         var exact = 0.0, cer = 0.0
-        for (r, truth) in zip(readings, batch.sequences) {
-            if r.labels == truth { exact += 1 }
-            cer += Double(editOperations(from: truth, to: r.labels).count) / Double(max(truth.count, 1))
+        for (read, truth) in zip(CTCDecoder.greedyLabels(logits: output, blank: blank), batch.sequences) {
+            if read == truth { exact += 1 }
+            cer += Double(editOperations(from: truth, to: read).count) / Double(max(truth.count, 1))
         }
         return ["accuracy": exact, "cer": cer]
     }

@@ -78,7 +78,7 @@ import SproutTensor
         }
     }
 
-    @Test func badInputsNameTheLayerAndShapes() {
+    @Test func summaryNamesAndOutputShapes() {
         let lstm = LSTM(inputSize: 4, hiddenSize: 3)
         #expect(lstm.summaryName == "LSTM(4→3)")
         #expect(GRU(inputSize: 4, hiddenSize: 3, layers: 2, bidirectional: true).summaryName == "GRU(4→3, 2 layers, bidirectional)")

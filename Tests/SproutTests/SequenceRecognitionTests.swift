@@ -72,6 +72,8 @@ import SproutTensor
         #expect(abs(probability - 0.9 * 0.8 * 0.8 * 0.7 * 0.8 * 0.7) < 1e-6)
         let confidences = p.withUnsafeBufferPointer { CTCDecoder.confidences(of: labels, $0, steps: 6, classes: 3, blank: 2) }
         #expect(confidences == [0.9, 0.7, 0.8])
+        // The training log's labels come from the logits' argmax: the same best path.
+        #expect(CTCDecoder.greedyLabels(logits: Tensor(shape: [1, 6, 3], scalars: p.map { logf($0) }), blank: 2) == [labels])
     }
 
     @Test func beamSearchFindsTheMostProbableLabellingNotTheBestPath() {

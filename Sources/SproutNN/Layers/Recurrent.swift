@@ -103,6 +103,19 @@ public class RecurrentBase {
 
     func output(_ y: Tensor) -> Tensor { batchFirst ? y.permuted([1, 0, 2]) : y }
 
+    /// Every layer and direction in order: `run(input, parameters, k, reverse)` gives direction
+    /// k's output [T, N, H]; a layer's directions, concatenated, feed the next layer.
+    func layers(_ x: Tensor, _ run: (Tensor, (ih: Tensor, hh: Tensor, biasIH: Tensor, biasHH: Tensor), Int, Bool) -> Tensor) -> Tensor {
+        var input = x
+        for layer in 0..<layerCount {
+            let outputs = (0..<directions).map { direction in
+                run(input, parameters(layer: layer, direction: direction), layer * directions + direction, direction == 1)
+            }
+            input = outputs.count == 1 ? outputs[0] : Tensor.concatenate(outputs, alongAxis: 2)
+        }
+        return output(input)
+    }
+
     func describe(_ kind: String) -> String {
         "\(kind)(\(inputSize)→\(hiddenSize)\(layerCount > 1 ? ", \(layerCount) layers" : "")\(bidirectional ? ", bidirectional" : ""))"
     }
@@ -130,21 +143,17 @@ public final class LSTM: RecurrentBase, RecurrentLayer {
     public func forward(_ x: Tensor) -> Tensor { forward(x, state: nil, lengths: nil).output }
 
     public func forward(_ x: Tensor, state: RecurrentState?, lengths: [Int]?) -> (output: Tensor, state: RecurrentState) {
-        var input = checkInput(x, lengths: lengths, kind: "LSTM")
+        let input = checkInput(x, lengths: lengths, kind: "LSTM")
         let n = input.shape[1]
         let h0 = initial(state?.hidden, batch: n, kind: "LSTM"), c0 = initial(state?.cell, batch: n, kind: "LSTM")
         var hidden: [Tensor] = [], cells: [Tensor] = []
-        for layer in 0..<layerCount {
-            var outputs: [Tensor] = []
-            for direction in 0..<directions {
-                let p = parameters(layer: layer, direction: direction), k = layer * directions + direction
-                let r = lstmRecurrence(projections: projections(input, p.ih, bias: p.biasIH + p.biasHH), weightHH: p.hh,
-                                       initialHidden: h0[k], initialCell: c0[k], lengths: lengths, reverse: direction == 1)
-                outputs.append(r.output); hidden.append(r.hidden); cells.append(r.cell)
-            }
-            input = outputs.count == 1 ? outputs[0] : Tensor.concatenate(outputs, alongAxis: 2)
+        let y = layers(input) { input, p, k, reverse in
+            let r = lstmRecurrence(projections: projections(input, p.ih, bias: p.biasIH + p.biasHH), weightHH: p.hh,
+                                   initialHidden: h0[k], initialCell: c0[k], lengths: lengths, reverse: reverse)
+            hidden.append(r.hidden); cells.append(r.cell)
+            return r.output
         }
-        return (output(input), RecurrentState(hidden: Tensor.stacked(hidden), cell: Tensor.stacked(cells)))
+        return (y, RecurrentState(hidden: Tensor.stacked(hidden), cell: Tensor.stacked(cells)))
     }
 
     public var summaryName: String { describe("LSTM") }
@@ -163,20 +172,16 @@ public final class GRU: RecurrentBase, RecurrentLayer {
     public func forward(_ x: Tensor) -> Tensor { forward(x, state: nil, lengths: nil).output }
 
     public func forward(_ x: Tensor, state: RecurrentState?, lengths: [Int]?) -> (output: Tensor, state: RecurrentState) {
-        var input = checkInput(x, lengths: lengths, kind: "GRU")
+        let input = checkInput(x, lengths: lengths, kind: "GRU")
         let h0 = initial(state?.hidden, batch: input.shape[1], kind: "GRU")
         var hidden: [Tensor] = []
-        for layer in 0..<layerCount {
-            var outputs: [Tensor] = []
-            for direction in 0..<directions {
-                let p = parameters(layer: layer, direction: direction), k = layer * directions + direction
-                let r = gruRecurrence(projections: projections(input, p.ih, bias: p.biasIH), weightHH: p.hh, biasHH: p.biasHH,
-                                      initialHidden: h0[k], lengths: lengths, reverse: direction == 1)
-                outputs.append(r.output); hidden.append(r.hidden)
-            }
-            input = outputs.count == 1 ? outputs[0] : Tensor.concatenate(outputs, alongAxis: 2)
+        let y = layers(input) { input, p, k, reverse in
+            let r = gruRecurrence(projections: projections(input, p.ih, bias: p.biasIH), weightHH: p.hh, biasHH: p.biasHH,
+                                  initialHidden: h0[k], lengths: lengths, reverse: reverse)
+            hidden.append(r.hidden)
+            return r.output
         }
-        return (output(input), RecurrentState(hidden: Tensor.stacked(hidden)))
+        return (y, RecurrentState(hidden: Tensor.stacked(hidden)))
     }
 
     public var summaryName: String { describe("GRU") }
