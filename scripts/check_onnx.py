@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Checks `sprout export --format onnx` against a real runtime (ONNX Runtime).
+"""Checks `sprout export --format onnx` against a real runtime (ONNX Runtime), and
+`sprout export --format tflite` against the LiteRT interpreter (`--format tflite`).
 
 For each run directory: exports the newest checkpoint, writes N real images of the run's
 dataset (its held-out or test images) as PNG files, classifies them with `sprout predict`,
@@ -8,6 +9,10 @@ metadata (as a user of the file would), and compares: top-1 must be identical an
 probability within --tolerance. Prints one line of figures per run; exits 1 on a mismatch.
 
     python3 scripts/check_onnx.py --sprout .build/release/sprout runs/a runs/b --count 300 [--fold-bn]
+    python3 scripts/check_onnx.py --format tflite runs/a      # PyPI ai-edge-litert
+
+The TFLite file is read as an app would: its metadata (class names, preprocessing) through
+LiteRT's own generated schema reader, the images fed channels-last.
 """
 import argparse
 import gzip
@@ -20,7 +25,6 @@ import tempfile
 import zlib
 
 import numpy as np
-import onnxruntime as ort
 
 
 def read_idx(path):
@@ -169,6 +173,38 @@ def check_lines(a, run, meta, session, images, paths, size):
     return ok
 
 
+class TFLiteSession:
+    """The LiteRT interpreter behind the two calls this script makes of an ONNX session."""
+
+    def __init__(self, path):
+        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert import schema_py_generated as schema
+        with open(path, "rb") as f:
+            data = f.read()
+        model = schema.Model.GetRootAsModel(data, 0)
+        self.meta = {}
+        for i in range(model.MetadataLength()):
+            m = model.Metadata(i)
+            self.meta[m.Name().decode()] = model.Buffers(m.Buffer()).DataAsNumpy().tobytes().decode()
+        self.interpreter = Interpreter(model_path=path)
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        self.outputs = {d["name"]: d["index"] for d in self.interpreter.get_output_details()}
+        self.batch = None
+
+    def custom_metadata_map(self):
+        return self.meta
+
+    def run(self, names, feeds):
+        x = feeds["input"].transpose(0, 2, 3, 1).copy()  # NCHW → NHWC
+        if self.batch != x.shape:
+            self.interpreter.resize_tensor_input(self.input, list(x.shape))
+            self.interpreter.allocate_tensors()
+            self.batch = x.shape
+        self.interpreter.set_tensor(self.input, x)
+        self.interpreter.invoke()
+        return [self.interpreter.get_tensor(self.outputs[n]).copy() for n in names]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("runs", nargs="+")
@@ -176,6 +212,7 @@ def main():
     ap.add_argument("--count", type=int, default=300)
     ap.add_argument("--tolerance", type=float, default=1e-4)
     ap.add_argument("--fold-bn", action="store_true")
+    ap.add_argument("--format", choices=["onnx", "tflite"], default="onnx")
     ap.add_argument("--make-photo-folder", metavar="SIDE", type=int, help="write a photo folder into the first argument and exit")
     a = ap.parse_args()
     if a.make_photo_folder:
@@ -187,11 +224,16 @@ def main():
             config = json.load(f)
         images = dataset_images(config, a.count)
         with tempfile.TemporaryDirectory() as tmp:
-            model_path = os.path.join(tmp, "model.onnx")
-            subprocess.run([a.sprout, "export", run, "--format", "onnx", "-o", model_path] + (["--fold-bn"] if a.fold_bn else []),
+            model_path = os.path.join(tmp, "model." + a.format)
+            subprocess.run([a.sprout, "export", run, "--format", a.format, "-o", model_path] + (["--fold-bn"] if a.fold_bn else []),
                            check=True, capture_output=True)
-            session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
-            meta = session.get_modelmeta().custom_metadata_map
+            if a.format == "tflite":
+                session = TFLiteSession(model_path)
+                meta = session.custom_metadata_map()
+            else:
+                import onnxruntime as ort
+                session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+                meta = session.get_modelmeta().custom_metadata_map
             classes = json.loads(meta["sprout.classes"])
             paths = []
             for i, image in enumerate(images):
@@ -212,9 +254,9 @@ def main():
         worst = float(np.abs(sprout_probs - onnx_probs).max())
         ok = same_top1 == len(paths) and worst <= a.tolerance
         failed |= not ok
-        print(json.dumps({"run": run, "model": meta["sprout.model"], "step": int(meta["sprout.step"]), "images": len(paths),
-                          "top1_identical": same_top1, "max_abs_probability_difference": worst, "onnx_bytes": size,
-                          "fold_bn": a.fold_bn, "ok": ok}), flush=True)
+        print(json.dumps({"run": run, "format": a.format, "model": meta["sprout.model"], "step": int(meta["sprout.step"]),
+                          "images": len(paths), "top1_identical": same_top1, "max_abs_probability_difference": worst,
+                          "file_bytes": size, "fold_bn": a.fold_bn, "ok": ok}), flush=True)
     sys.exit(1 if failed else 0)
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ONNX export checked by ONNX Runtime, run by `make test`: trains mnist-cnn, tf-cifar10,
+# ONNX export checked by ONNX Runtime and TFLite export by the LiteRT interpreter, run by `make test`: trains mnist-cnn, tf-cifar10,
 # resnet9 and crnn for a few steps on Fashion-MNIST (real images; Debian's dataset-fashion-mnist),
 # exports each (plain and with --fold-bn) and compares onnxruntime with `sprout predict` on
 # 300 held-out images (scripts/check_onnx.py). Skips, saying why, when onnxruntime cannot
@@ -24,6 +24,15 @@ done
 "$VENV/bin/python" scripts/check_onnx.py --sprout "$SPROUT" --count 300 "$runs"/mnist-cnn "$runs"/tf-cifar10 "$runs"/resnet9
 "$VENV/bin/python" scripts/check_onnx.py --sprout "$SPROUT" --count 300 --fold-bn "$runs"/resnet9
 
+# The same runs as TensorFlow Lite flatbuffers in LiteRT's interpreter (PyPI ai-edge-litert).
+if "$VENV/bin/python" -c "import ai_edge_litert.interpreter" 2>/dev/null || "$VENV/bin/pip" install -q ai-edge-litert; then
+  TFLITE=1
+  "$VENV/bin/python" scripts/check_onnx.py --sprout "$SPROUT" --count 300 --format tflite "$runs"/mnist-cnn "$runs"/tf-cifar10 "$runs"/resnet9
+else
+  TFLITE=0
+  echo "test_onnx: TFLite checks skipped — ai-edge-litert could not be installed into $VENV"
+fi
+
 # The CRNN line reader (conv stack, bidirectional LSTM, per-column classes): a few steps on
 # lines composed from MNIST's digits (MNIST_DIR, default ../shared/data/mnist), or, where MNIST
 # is absent, from Fashion-MNIST's images (the same IDX format: lines of garments, which is
@@ -45,3 +54,6 @@ for model in resnet18 mobilenet-v2 efficientnet-lite0; do
 done
 "$VENV/bin/python" scripts/check_onnx.py --sprout "$SPROUT" --count 24 "$runs"/resnet18 "$runs"/mobilenet-v2 "$runs"/efficientnet-lite0
 "$VENV/bin/python" scripts/check_onnx.py --sprout "$SPROUT" --count 24 --fold-bn "$runs"/efficientnet-lite0
+if [ "$TFLITE" = 1 ]; then
+  "$VENV/bin/python" scripts/check_onnx.py --sprout "$SPROUT" --count 24 --format tflite "$runs"/resnet18 "$runs"/mobilenet-v2 "$runs"/efficientnet-lite0
+fi

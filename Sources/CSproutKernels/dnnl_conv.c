@@ -26,6 +26,7 @@
 // context serves whichever thread holds its lock — Swift's task pool hops threads) wrote
 // past the end of the runner's smaller scratchpad and crashed a CI run.
 #include "sprout_kernels.h"
+#include "dnnl_internal.h"
 #include <dnnl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -99,6 +100,12 @@ int sprout_dnnl_has_avx512(void) {
 
 static void create_engine(void) {
     g_engine_ready = dnnl_engine_create(&g_engine, dnnl_cpu, 0) == dnnl_success;
+}
+
+dnnl_engine_t sprout_dnnl_engine(void) {
+    if (g_dnnl_disabled) return NULL;
+    pthread_once(&g_engine_once, create_engine);
+    return g_engine_ready ? g_engine : NULL;
 }
 
 // The engine (once per process) and this context's stream; called with the context locked.

@@ -88,15 +88,26 @@ public enum SproutExportVersion {
     public static let string = "0.1.0"
 }
 
-/// A layer that the exporter cannot write.
+/// A layer that an exporter cannot write.
 public struct UnsupportedLayerError: Error, CustomStringConvertible {
     public let layer: String
     public let path: String
+    /// "ONNX" or "TFLite".
+    public let format: String
+
+    public init(layer: String, path: String, format: String = "ONNX") {
+        (self.layer, self.path, self.format) = (layer, path, format)
+    }
+
     public var description: String {
-        "export: layer \(path.isEmpty ? "" : "'\(path)' ")\(layer) has no ONNX mapping (supported: Conv2D, Linear, "
-            + "MaxPool2D, AvgPool2D, GlobalAvgPool, GlobalMaxPool, Flatten, BatchNorm2D, LocalResponseNorm, ReLU, "
-            + "LeakyReLU, PReLU, ELU, GELU, Sigmoid, Tanh, Softmax, Scale, Dropout, Identity, Sequential, Residual, "
-            + "BasicBlock, Airbench)"
+        let supported = format == "ONNX"
+            ? "Conv2D, Linear, MaxPool2D, AvgPool2D, GlobalAvgPool, GlobalMaxPool, Flatten, BatchNorm2D, LocalResponseNorm, ReLU, "
+                + "LeakyReLU, PReLU, ELU, GELU, Sigmoid, Tanh, Softmax, Scale, Dropout, Identity, Sequential, Residual, "
+                + "BasicBlock, Airbench, the 224-px zoo, LSTM, GRU, CRNN"
+            : "Conv2D (ungrouped or depthwise), Linear, MaxPool2D, AvgPool2D, GlobalAvgPool, GlobalMaxPool, Flatten, BatchNorm2D, "
+                + "LocalResponseNorm, ReLU, ReLU6, LeakyReLU, ELU, GELU, Sigmoid, Tanh, Scale, Dropout, Identity, Sequential, "
+                + "Residual, BasicBlock, Airbench, the 224-px zoo"
+        return "export: layer \(path.isEmpty ? "" : "'\(path)' ")\(layer) has no \(format) mapping (supported: \(supported))"
     }
 }
 
@@ -197,60 +208,18 @@ struct GraphBuilder {
     mutating func emit(_ layer: any Layer, _ x: Value, path: String = "") throws -> Value {
         let y = { (name: String) in Value(name: name, sample: layer.forward(x.sample)) }
         switch layer {
-        case let s as Sequential:
-            var v = x
-            var i = 0
-            while i < s.layers.count {
-                let childPath = path.isEmpty ? "\(i)" : "\(path).\(i)"
-                if foldBatchNorm, let conv = s.layers[i] as? Conv2D, i + 1 < s.layers.count,
-                   let norm = s.layers[i + 1] as? BatchNorm2D {
-                    v = conv2d(conv, v, folding: norm)
-                    i += 2
-                } else {
-                    v = try emit(s.layers[i], v, path: childPath)
-                    i += 1
-                }
+        case let d as InferenceDecomposable:
+            switch d.inferenceStructure {
+            case let .chain(steps):
+                return try chain(steps.map { ($0.name, $0.layer) }, x, path)
+            case let .residual(main, shortcut, relu):
+                let body = try chain(main.map { ($0.name, $0.layer) }, x, path)
+                let other = try shortcut.map { try emit($0.layer, x, path: "\(path).\($0.name)") } ?? x
+                let sum = add(body, other)
+                return relu ? reluNode(sum) : sum
             }
-            return v
-        case let r as Residual:
-            let body = try emit(r.body, x, path: "\(path).body")
-            let shortcut = try r.shortcut.map { try emit($0, x, path: "\(path).shortcut") } ?? x
-            return Value(name: node("Add", [body.name, shortcut.name]), sample: body.sample + shortcut.sample)
-        case let b as BasicBlock:
-            return reluNode(try emit(b.residual, x, path: "\(path).residual"))
-        case let r as ResNet:
-            return try chain([("conv1", r.conv1), ("bn1", r.bn1), ("relu", ReLU()), ("maxpool", r.maxpool), ("layer1", r.layer1),
-                              ("layer2", r.layer2), ("layer3", r.layer3), ("layer4", r.layer4), ("avgpool", GlobalAvgPool()),
-                              ("fc", r.fc)], x, path)
-        case let b as ResNetBasicBlock:
-            let main = try chain([("conv1", b.conv1), ("bn1", b.bn1), ("relu", ReLU()), ("conv2", b.conv2), ("bn2", b.bn2)], x, path)
-            return reluNode(add(main, try b.downsample.map { try emit($0, x, path: "\(path).downsample") } ?? x))
-        case let b as ResNetBottleneck:
-            let main = try chain([("conv1", b.conv1), ("bn1", b.bn1), ("relu", ReLU()), ("conv2", b.conv2), ("bn2", b.bn2),
-                                  ("relu", ReLU()), ("conv3", b.conv3), ("bn3", b.bn3)], x, path)
-            return reluNode(add(main, try b.downsample.map { try emit($0, x, path: "\(path).downsample") } ?? x))
-        case let m as MobileNetV2:
-            return try chain([("features", m.features), ("avgpool", GlobalAvgPool()), ("classifier", m.classifier)], x, path)
-        case let b as InvertedResidual:
-            let main = try emit(b.conv, x, path: "\(path).conv")
-            return b.useResidual ? add(main, x) : main
-        case let b as MBConvBlock:
-            var steps: [(String, any Layer)] = []
-            if let e = b._expand_conv, let n = b._bn0 { steps += [("_expand_conv", e), ("_bn0", n), ("relu6", ReLU6())] }
-            steps += [("_depthwise_conv", b._depthwise_conv), ("_bn1", b._bn1), ("relu6", ReLU6()),
-                      ("_project_conv", b._project_conv), ("_bn2", b._bn2)]
-            let main = try chain(steps, x, path)
-            return b.useResidual ? add(main, x) : main
-        case let e as EfficientNetLite:
-            var steps: [(String, any Layer)] = [("_conv_stem", e._conv_stem), ("_bn0", e._bn0), ("relu6", ReLU6())]
-            steps += e._blocks.enumerated().map { ("_blocks.\($0.offset)", $0.element) }
-            steps += [("_conv_head", e._conv_head), ("_bn1", e._bn1), ("relu6", ReLU6()), ("avgpool", GlobalAvgPool()), ("_fc", e._fc)]
-            return try chain(steps, x, path)
         case is ReLU6:
             return y(node("Clip", [x.name, constant("zero", Tensor(0)), constant("six", Tensor(6))]))
-        case let a as Airbench:
-            let whitened = conv2d(a.whiten, x, folding: nil)
-            return try emit(a.body, whitened, path: "body")
         case let c as Conv2D:
             return conv2d(c, x, folding: nil)
         case let c as CRNN:
@@ -388,23 +357,15 @@ struct GraphBuilder {
     }
 
     /// Conv (with explicit pads resolved for this input size), optionally with a batch norm
-    /// folded in: W' = W·γ/√(σ²+ε) per output channel, b' = (b − μ)·γ/√(σ²+ε) + β.
+    /// folded in (`Conv2D.folding`).
     mutating func conv2d(_ c: Conv2D, _ x: Value, folding norm: BatchNorm2D?) -> Value {
-        let weight = c.weight.value
         let (h, w) = (x.sample.shape[2], x.sample.shape[3])
-        let (kh, kw) = (weight.shape[2], weight.shape[3])
+        let (w2, b2) = c.folding(norm)
+        let (kh, kw) = (w2.shape[2], w2.shape[3])
         let (top, bottom, _) = c.padding.resolve(input: h, kernel: kh, stride: c.stride.0, axis: 0)
         let (left, right, _) = c.padding.resolve(input: w, kernel: kw, stride: c.stride.1, axis: 1)
-        var (w2, b2) = (weight, c.bias?.value)
         var sample = c.forward(x.sample)
-        if let norm {
-            let k = weight.shape[0]
-            let gamma = norm.weight?.value ?? Tensor.ones([k]), beta = norm.bias?.value ?? Tensor.zeros([k])
-            let factor = gamma / sqrt(norm.runningVariance.value + norm.epsilon)
-            w2 = weight * factor.reshaped(to: [k, 1, 1, 1])
-            b2 = ((c.bias?.value ?? Tensor.zeros([k])) - norm.runningMean.value) * factor + beta
-            sample = norm.forward(sample)
-        }
+        if let norm { sample = norm.forward(sample) }
         var inputs = [x.name, constant("conv_weight", w2)]
         if let b2 { inputs.append(constant("conv_bias", b2)) }
         let out = node("Conv", inputs, [("kernel_shape", .ints([kh, kw])), ("strides", .ints([c.stride.0, c.stride.1])),

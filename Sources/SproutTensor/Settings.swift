@@ -8,6 +8,7 @@ public struct RuntimeSettings: Sendable, Equatable {
     public enum GEMM: String, Sendable { case onednn, openblas }
     public enum Pool: String, Sendable { case openmp, dispatch }
     public enum Winograd: String, Sendable, Codable, CaseIterable { case auto, on, off }
+    public enum Inference: String, Sendable { case graph, layers }
 
     /// SPROUT_NUM_THREADS: threads for Sprout's loops, BLAS and oneDNN (nil: the available cores).
     public var threads: Int?
@@ -24,6 +25,9 @@ public struct RuntimeSettings: Sendable, Equatable {
     /// SPROUT_WINOGRAD=on|off: Sprout's Winograd F(4x4, 3x3) kernels for every stride-1 3x3
     /// convolution they support, or for none (default auto: where `WinogradRule` measured them faster).
     public var winograd: Winograd = .auto
+    /// SPROUT_INFERENCE=layers: predict, serve, eval and bench run a model layer by layer (the
+    /// training graph) instead of as a compiled oneDNN inference graph (`InferenceGraph`).
+    public var inference: Inference = .graph
     /// SPROUT_BUFFER_CACHE_MB: bound on the buffer reuse cache (default: the peak of tensor
     /// memory held, at least 1 GiB, at most half the machine's memory).
     public var bufferCacheMegabytes: Int?
@@ -45,6 +49,7 @@ public struct RuntimeSettings: Sendable, Equatable {
         case "0", "off": winograd = .off
         default: break
         }
+        if environment["SPROUT_INFERENCE"] == "layers" { inference = .layers }
         if let v = environment["SPROUT_BUFFER_CACHE_MB"].flatMap(Int.init), v >= 0 { bufferCacheMegabytes = v }
         maxMemory = environment["SPROUT_MAX_MEMORY"]
     }
@@ -57,6 +62,7 @@ public struct RuntimeSettings: Sendable, Equatable {
         let s = current
         sprout_simd_configure(s.loops == .generic ? 1 : 0)
         sprout_dnnl_configure(s.oneDNN ? 1 : 0, s.convolutionAutotune ? 1 : 0)
+        sprout_infer_configure(s.winograd == .off ? 0 : 1)
     }()
 
     /// (variable, effective value, where it came from) for `sprout info`.
@@ -68,6 +74,7 @@ public struct RuntimeSettings: Sendable, Equatable {
          ("SPROUT_DNNL", oneDNN ? "1" : "0"),
          ("SPROUT_CONV_AUTOTUNE", convolutionAutotune ? "1" : "0"),
          ("SPROUT_WINOGRAD", winograd.rawValue),
+         ("SPROUT_INFERENCE", inference.rawValue),
          ("SPROUT_BUFFER_CACHE_MB", bufferCacheMegabytes.map(String.init) ?? "adaptive"),
          ("SPROUT_MAX_MEMORY", maxMemory ?? "unset (no cap)")]
     }

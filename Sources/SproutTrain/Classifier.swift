@@ -83,7 +83,43 @@ public final class ImageClassifier: @unchecked Sendable {
     }
 
     //   inputs: [n, C, H, W] → logits [n, classes]
-    public func logits(_ inputs: Tensor) -> Tensor { withoutGradient { model(inputs) } }
+    /// Through the compiled inference graph where the model has one (`InferencePlan`: folded
+    /// batch norms, fused activations, blocked layouts), else layer by layer.
+    public func logits(_ inputs: Tensor) -> Tensor {
+        if let plan = inferencePlan(inputShape: Array(inputs.shape.dropFirst())), let y = try? plan(inputs) { return y }
+        return withoutGradient { model(inputs) }
+    }
+
+    private let planLock = NSLock()
+    private var plans: [[Int]: Result<InferencePlan, InferencePlan.Unsupported>] = [:]
+
+    /// The model's inference graph for inputs of `inputShape` [C, H, W], made on first use
+    /// (nil when the model has layers the graph cannot run, or SPROUT_INFERENCE=layers).
+    public func inferencePlan(inputShape: [Int]) -> InferencePlan? {
+        planLock.lock()
+        defer { planLock.unlock() }
+        if let known = plans[inputShape] { return try? known.get() }
+        let made: Result<InferencePlan, InferencePlan.Unsupported>
+        do {
+            made = .success(try InferencePlan.make(model, inputShape: inputShape))
+        } catch let e as InferencePlan.Unsupported {
+            made = .failure(e)
+        } catch {
+            made = .failure(InferencePlan.Unsupported(description: "\(error)"))
+        }
+        if plans.count >= 8 { plans.removeAll() }  // line readers of many widths
+        plans[inputShape] = made
+        return try? made.get()
+    }
+
+    /// Why the layers run instead of an inference graph for this input shape (nil: the graph runs).
+    public func layerInferenceReason(inputShape: [Int]) -> String? {
+        _ = inferencePlan(inputShape: inputShape)
+        planLock.lock()
+        defer { planLock.unlock() }
+        if case let .failure(e)? = plans[inputShape] { return e.description }
+        return nil
+    }
 
     public func classify(bytes: [UInt8], topK: Int = 5, name: String = "image") throws -> [Prediction] {
         let probs = probabilities(try preprocess(bytes: bytes, name: name))

@@ -11,7 +11,7 @@ struct Bench: ParsableCommand {
           sprout bench --model resnet9 --width 0.5 --threads 2 --json
           sprout bench ops
         """,
-        subcommands: [BenchModel.self, BenchOps.self, BenchData.self],
+        subcommands: [BenchModel.self, BenchInfer.self, BenchOps.self, BenchData.self],
         defaultSubcommand: BenchModel.self)
 }
 

@@ -74,6 +74,67 @@ int sprout_dnnl_enabled(void);
 /// 1 when oneDNN's kernels on this CPU use AVX-512 (its effective ISA, after ONEDNN_MAX_CPU_ISA).
 int sprout_dnnl_has_avx512(void);
 
+// ---- oneDNN inference graphs (dnnl_infer.c) ---------------------------------------
+/// A network's forward pass as oneDNN primitives, activations kept in blocked layouts between
+/// them. Built once (value 0 is the input [N, C, H, W]; each call returns a new value id, or
+/// -1 with the reason in sprout_infer_graph_error), then compiled per batch size into plans.
+typedef struct sprout_infer_graph sprout_infer_graph;
+typedef struct sprout_infer_plan sprout_infer_plan;
+
+enum {
+    SPROUT_ACT_RELU = 1,       // alpha: negative slope (0 for ReLU)
+    SPROUT_ACT_CLIP = 2,       // clamp to [alpha, beta] (ReLU6: 0, 6)
+    SPROUT_ACT_GELU_ERF = 3,
+    SPROUT_ACT_GELU_TANH = 4,
+    SPROUT_ACT_ELU = 5,        // alpha
+    SPROUT_ACT_SIGMOID = 6,
+    SPROUT_ACT_TANH = 7,
+    SPROUT_ACT_LINEAR = 8      // alpha·x + beta
+};
+
+sprout_infer_graph *sprout_infer_graph_create(int c, int h, int w);
+void sprout_infer_graph_destroy(sprout_infer_graph *g);
+const char *sprout_infer_graph_error(const sprout_infer_graph *g);
+/// weights OIHW ([G·K/G, C/G, R, S] with groups), bias may be NULL; the output size is the
+/// caller's (it must agree with the padding).
+int sprout_infer_conv(sprout_infer_graph *g, int src, int out_channels, int kh, int kw, int sh, int sw,
+                      int pad_top, int pad_left, int pad_bottom, int pad_right, int oh, int ow, int groups,
+                      const float *weights, const float *bias);
+/// max 1: max pooling; 0: average over the window's unpadded positions.
+int sprout_infer_pool(sprout_infer_graph *g, int src, int max, int kh, int kw, int sh, int sw,
+                      int pad_top, int pad_left, int pad_bottom, int pad_right, int oh, int ow);
+/// Across channels: x / (k + alpha/size · Σ x²)^beta over `size` channels.
+int sprout_infer_lrn(sprout_infer_graph *g, int src, int size, float alpha, float beta, float k);
+/// y = x·scale[c] + shift[c] (a batch norm that could not be folded into a convolution).
+int sprout_infer_affine(sprout_infer_graph *g, int src, const float *scale, const float *shift);
+/// y = x·Wᵀ + b over all of x's non-batch axes (flattened as NCHW); weights [K, C·H·W].
+int sprout_infer_linear(sprout_infer_graph *g, int src, int out_features, const float *weights, const float *bias);
+/// Fused into the producer (a convolution, linear layer or add nobody has read yet) as a
+/// post-op, else a primitive of its own. Fusing makes the producer's earlier id stale.
+int sprout_infer_activation(sprout_infer_graph *g, int src, int act, float alpha, float beta);
+/// a + b; a convolution or linear output nobody has read yet accumulates the other operand.
+int sprout_infer_add(sprout_infer_graph *g, int a, int b);
+/// The value the plans return (default: the last one made).
+int sprout_infer_set_output(sprout_infer_graph *g, int value);
+/// A value's dims with batch 1; returns their count, or -1.
+int sprout_infer_value_dims(sprout_infer_graph *g, int value, long dims[4]);
+/// The output's dims with batch 1; returns their count, or -1.
+int sprout_infer_output_dims(sprout_infer_graph *g, long dims[4]);
+/// 1 (default): convolutions may use oneDNN's Winograd kernels where it picks them.
+void sprout_infer_configure(int winograd);
+
+/// Compiles the graph for `batch` images: NULL on failure with the reason in `error`.
+/// A plan serves one thread at a time; plans of one graph share their converted weights.
+sprout_infer_plan *sprout_infer_plan_create(sprout_infer_graph *g, int batch, char *error, int error_size);
+void sprout_infer_plan_destroy(sprout_infer_plan *p);
+/// input: [batch, C, H, W] NCHW; output: the output value, plain (NCHW / NC), `output_count` floats.
+int sprout_infer_plan_run(sprout_infer_plan *p, const float *input, float *output);
+long sprout_infer_plan_output_count(const sprout_infer_plan *p);
+/// Activation buffers and scratchpad, in bytes.
+size_t sprout_infer_plan_bytes(const sprout_infer_plan *p);
+/// The oneDNN implementation of each step, space-separated.
+const char *sprout_infer_plan_summary(const sprout_infer_plan *p);
+
 // ---- Winograd F(4x4, 3x3) convolutions (winograd.c) -------------------------------
 /// 1 when the problem is a stride-1, ungrouped 3x3 convolution (padding 0-2) this CPU can
 /// run with the AVX2+FMA Winograd kernels.
