@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV ?= $(HOME)/.cache/sprout-venv
 TORCH_VERSION ?= 2.13.0+cpu
 
-.PHONY: all build release test demo demo-photos app-check deps demo-deps fixtures bench bench-photo bench-ops bench-crnn venv clean
+.PHONY: all build release test demo demo-photos app-check deps demo-deps fixtures bench bench-photo bench-ops bench-crnn bench-infer onnx-venv venv clean
 
 all: build
 
@@ -106,6 +106,19 @@ bench-crnn: release venv
 # The 224-px zoo (resnet18/50, mobilenet-v2, efficientnet-lite0) at batch 32 against PyTorch.
 bench-photo: release venv
 	$(PYTHON) benchmarks/peer_bench.py --python $(VENV)/bin/python --suite photo --rounds 2 --threads 2 --no-scaling
+
+# Inference: Sprout's inference graph vs ONNX Runtime vs OpenVINO (float32) on the same exported
+# models, batch-1 latency and batch-32 throughput (benchmarks/infer_bench.py); then what each of the
+# graph's optimisations buys (sprout bench infer --ablation).
+ONNX_VENV ?= $(HOME)/.cache/sprout-onnx-venv
+INFER_ARGS ?= --rounds 3 --threads 2
+onnx-venv:
+	@test -x $(ONNX_VENV)/bin/python || $(PYTHON) -m venv $(ONNX_VENV)
+	@$(ONNX_VENV)/bin/python -c "import onnxruntime, openvino, numpy" 2>/dev/null || $(ONNX_VENV)/bin/pip install -q onnxruntime openvino numpy
+bench-infer: release onnx-venv
+	$(PYTHON) benchmarks/infer_bench.py --python $(ONNX_VENV)/bin/python $(INFER_ARGS)
+	for m in tf-cifar10 resnet9 airbench resnet18 resnet50 mobilenet-v2 efficientnet-lite0; do \
+	  ./.build/release/sprout bench infer --model $$m --ablation --threads 2 --calls 100 --batches 8; done
 
 clean:
 	rm -rf .build

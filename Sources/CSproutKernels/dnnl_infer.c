@@ -59,6 +59,7 @@ struct sprout_infer_graph {
     node_t *nodes; int count, capacity;
     value_t *values; int value_count, value_capacity;
     int output;                   // value id marked as the graph's output (-1: the last)
+    int fuse, winograd;           // sprout_infer_graph_set_options
     pthread_mutex_t lock;         // weight variants are shared between executors
     char error[256];
 };
@@ -92,6 +93,8 @@ sprout_infer_graph *sprout_infer_graph_create(int c, int h, int w) {
     if (!g) return NULL;
     pthread_mutex_init(&g->lock, NULL);
     g->output = -1;
+    g->fuse = 1;
+    g->winograd = g_winograd;
     g->capacity = 64;
     g->nodes = calloc((size_t)g->capacity, sizeof(node_t));
     g->value_capacity = 64;
@@ -102,6 +105,11 @@ sprout_infer_graph *sprout_infer_graph_create(int c, int h, int w) {
     in->ndims = 4; in->dims[0] = 1; in->dims[1] = c; in->dims[2] = h; in->dims[3] = w;
     g->values[g->value_count++] = (value_t){0, 0};
     return g;
+}
+
+void sprout_infer_graph_set_options(sprout_infer_graph *g, int fuse, int winograd) {
+    g->fuse = fuse;
+    g->winograd = winograd;
 }
 
 void sprout_infer_graph_destroy(sprout_infer_graph *g) {
@@ -236,7 +244,7 @@ int sprout_infer_linear(sprout_infer_graph *g, int src, int out_features, const 
 // (convolution, inner product, addition), has room, and nobody has read its value yet.
 static node_t *fusable(sprout_infer_graph *g, int value) {
     node_t *n = resolve(g, value);
-    if (!n || n->uses > 0 || n->npost >= MAX_POST) return NULL;
+    if (!n || !g->fuse || n->uses > 0 || n->npost >= MAX_POST) return NULL;
     return n->op == OP_CONV || n->op == OP_LINEAR || n->op == OP_ADD ? n : NULL;
 }
 
@@ -630,9 +638,13 @@ static int build_node(builder_t *b, int i) {
         const dnnl_memory_desc_t *bp = n->bias ? &bias : NULL;
         dnnl_convolution_desc_t cd;
         // Winograd for 3x3 stride-1 convolutions where oneDNN has it (its f32 kernels need
-        // AVX-512): resnet9 at batch 32, 557 → 998 img/s on 2 cores; `auto` never chose it.
+        // AVX-512): resnet9 at batch 32, 557 → 998 img/s on 2 cores; `auto` never chose it. Not
+        // below 64 output pixels per call: there the convolution only streams its weights, and
+        // Winograd-domain weights are 16/9 to 4 times larger (resnet9's 512-channel 4x4 layers at
+        // batch 1: 2.90/3.06/3.10 → 2.48/2.66/2.94 ms in three alternating pairs; resnet18/50 the same).
         pd = NULL;
-        if (g_winograd && n->kh == 3 && n->kw == 3 && n->sh == 1 && n->sw == 1 && n->groups == 1 &&
+        if (b->g->winograd && n->kh == 3 && n->kw == 3 && n->sh == 1 && n->sw == 1 && n->groups == 1 &&
+            (long)N * n->dims[2] * n->dims[3] >= 64 &&
             dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_winograd, &s, &w, bp, &d,
                                                strides, pl, pr) == dnnl_success) {
             dnnl_primitive_attr_t attr = make_attr(n, 0);

@@ -93,8 +93,8 @@ public enum ImageDecoder {
         var w: Int32 = 0, h: Int32 = 0, sub: Int32 = 0, space: Int32 = 0
         let header = bytes.withUnsafeBufferPointer { tjDecompressHeader3(handle, $0.baseAddress, UInt($0.count), &w, &h, &sub, &space) }
         guard header == 0 else { throw failure() }
-        guard w > 0, h > 0, Int(w) * Int(h) <= 100_000_000 else {
-            throw DatasetError.undecodableImage(name, reason: "unsupported size \(w)×\(h)")
+        guard w > 0, h > 0, Int(w) * Int(h) <= maximumPixels else {
+            throw DatasetError.undecodableImage(name, reason: "unsupported size \(w)×\(h) (at most \(maximumPixels) pixels)")
         }
         let (sw, sh) = scaled(width: Int(w), height: Int(h), atLeast: minimumSide)
         let cmyk = space == Int32(TJCS_CMYK.rawValue) || space == Int32(TJCS_YCCK.rawValue)
@@ -129,15 +129,24 @@ public enum ImageDecoder {
         return out
     }
 
+    /// The largest image decoded, in pixels (a 10,000 × 10,000 photo).
+    public static let maximumPixels = 100_000_000
+
     static func decodeWithSTB(_ bytes: [UInt8], channels: Int, name: String) throws -> DecodedImage {
         var w: Int32 = 0, h: Int32 = 0, n: Int32 = 0
+        // The header's size is checked before anything is allocated: a 100-byte PNG can declare
+        // 50,000 × 50,000 pixels (7.5 GB) and a compressed stream that fills them.
+        if bytes.withUnsafeBufferPointer({ stbi_info_from_memory($0.baseAddress, Int32($0.count), &w, &h, &n) }) != 0,
+           w <= 0 || h <= 0 || Int(w) * Int(h) > maximumPixels {
+            throw DatasetError.undecodableImage(name, reason: "unsupported size \(w)×\(h) (at most \(maximumPixels) pixels)")
+        }
         guard let data = bytes.withUnsafeBufferPointer({ stbi_load_from_memory($0.baseAddress, Int32($0.count), &w, &h, &n, Int32(channels)) }) else {
             let reason = stbi_failure_reason().map { String(cString: $0) } ?? "unknown format"
             throw DatasetError.undecodableImage(name, reason: reason)
         }
         defer { stbi_image_free(data) }
-        guard w > 0, h > 0, Int(w) * Int(h) <= 100_000_000 else {
-            throw DatasetError.undecodableImage(name, reason: "unsupported size \(w)×\(h)")
+        guard w > 0, h > 0, Int(w) * Int(h) <= maximumPixels else {
+            throw DatasetError.undecodableImage(name, reason: "unsupported size \(w)×\(h) (at most \(maximumPixels) pixels)")
         }
         return DecodedImage(width: Int(w), height: Int(h), channels: channels,
                             pixels: Array(UnsafeBufferPointer(start: data, count: Int(w) * Int(h) * channels)))

@@ -20,16 +20,28 @@ public final class InferencePlan: @unchecked Sendable {
         public init(description: String) { self.description = description }
     }
 
+    /// Each optimisation can be switched off, to measure what it buys (`sprout bench infer --ablation`).
+    public struct Options: Sendable, Equatable {
+        public var foldBatchNorm = true
+        public var fusePostOps = true
+        public var winograd = true
+        public init(foldBatchNorm: Bool = true, fusePostOps: Bool = true, winograd: Bool = true) {
+            (self.foldBatchNorm, self.fusePostOps, self.winograd) = (foldBatchNorm, fusePostOps, winograd)
+        }
+    }
+
     init(graph: InferenceGraph, outputShape: [Int]) {
         (self.graph, self.outputShape) = (graph, outputShape)
     }
 
     /// Lowers `model` (put in evaluation mode) for inputs of `inputShape` [C, H, W].
-    public static func make(_ model: any Layer, inputShape: [Int]) throws -> InferencePlan {
+    public static func make(_ model: any Layer, inputShape: [Int], options: Options = Options()) throws -> InferencePlan {
         guard RuntimeSettings.current.inference == .graph else { throw Unsupported(description: "SPROUT_INFERENCE=layers") }
-        guard let graph = InferenceGraph(inputShape: inputShape) else { throw Unsupported(description: "oneDNN is not available") }
+        guard let graph = InferenceGraph(inputShape: inputShape, fusePostOps: options.fusePostOps, winograd: options.winograd) else {
+            throw Unsupported(description: "oneDNN is not available")
+        }
         model.eval()
-        var lowering = Lowering(graph: graph)
+        var lowering = Lowering(graph: graph, fold: options.foldBatchNorm)
         let out = try withoutGradient { try lowering.emit(model, graph.input, path: "") }
         try graph.setOutput(out)
         let expected = withoutGradient { model.forward(Tensor.zeros([1] + inputShape)) }.shape.dropFirst()
@@ -47,6 +59,8 @@ public final class InferencePlan: @unchecked Sendable {
 
 private struct Lowering {
     let graph: InferenceGraph
+    /// Fold batch norms into the convolutions before them.
+    let fold: Bool
     typealias Value = InferenceGraph.Value
 
     func unsupported(_ layer: any Layer, _ path: String) -> InferencePlan.Unsupported {
@@ -115,10 +129,10 @@ private struct Lowering {
         var v = x, i = 0
         func at(_ k: Int) -> (any Layer)? { k < steps.count ? steps[k].1 : nil }
         while i < steps.count {
-            if let conv = at(i) as? Conv2D, let norm = at(i + 1) as? BatchNorm2D {
+            if fold, let conv = at(i) as? Conv2D, let norm = at(i + 1) as? BatchNorm2D {
                 v = try convolution(conv, v, folding: norm)
                 i += 2
-            } else if let conv = at(i) as? Conv2D, let pool = at(i + 1) as? MaxPool2D, let norm = at(i + 2) as? BatchNorm2D,
+            } else if fold, let conv = at(i) as? Conv2D, let pool = at(i + 1) as? MaxPool2D, let norm = at(i + 2) as? BatchNorm2D,
                       norm.inferenceAffine.scale.scalars.allSatisfy({ $0 > 0 }) {
                 // BN(maxpool(y)) = maxpool(BN(y)) when every channel's scale is positive.
                 v = try self.pool(pool, try convolution(conv, v, folding: norm), max: true)

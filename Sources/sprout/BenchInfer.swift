@@ -24,6 +24,8 @@ struct BenchInfer: ParsableCommand {
     @Option(help: "Classes (default: 1000 for the 224-px photo models, else 10).") var classes: Int?
     @Option(help: "Input shape C,H,W (default: the model's own).") var input: String?
     @Option(help: "graph (the compiled inference graph), layers (the training graph in evaluation mode) or both.") var engine = "graph"
+    @Flag(help: "Time the graph with its optimisations added one at a time (layers; graph alone; + folded batch norms; + fused post-ops; + Winograd).")
+    var ablation = false
     @Option(help: "Timed batch-1 calls (median and p99 are reported).") var calls = 200
     @Option(help: "Batch size of the throughput measurement.") var batchSize = 32
     @Option(help: "Timed batches (the median batch time gives the throughput).") var batches = 20
@@ -62,13 +64,20 @@ struct BenchInfer: ParsableCommand {
         let one = Tensor.normal([1] + shape, generator: &g), many = Tensor.normal([batchSize] + shape, generator: &g)
         var results: [String: Any] = [:]
         var lines: [String] = []
-        for e in engine == "both" ? ["graph", "layers"] : [engine] {
+        typealias Step = (name: String, options: InferencePlan.Options?)
+        let steps: [Step] = ablation
+            ? [("layers", nil), ("graph, blocked layouts", .init(foldBatchNorm: false, fusePostOps: false, winograd: false)),
+               ("+ folded batch norms", .init(foldBatchNorm: true, fusePostOps: false, winograd: false)),
+               ("+ fused post-ops", .init(foldBatchNorm: true, fusePostOps: true, winograd: false)),
+               ("+ Winograd", .init())]
+            : (engine == "both" ? ["graph", "layers"] : [engine]).map { ($0, $0 == "graph" ? InferencePlan.Options() : nil) }
+        for (e, options) in steps {
             let forward: (Tensor) throws -> Tensor
             var planNote = ""
-            if e == "graph" {
+            if let options {
                 let started = DispatchTime.now().uptimeNanoseconds
                 let plan: InferencePlan
-                do { plan = try InferencePlan.make(net, inputShape: shape) } catch {
+                do { plan = try InferencePlan.make(net, inputShape: shape, options: options) } catch {
                     throw CLIError("\(name): no inference graph (\(error)); time it with --engine layers")
                 }
                 try plan.graph.prepare(batch: 1)
@@ -90,8 +99,8 @@ struct BenchInfer: ParsableCommand {
             let throughput = Double(batchSize) / batchMs * 1e3
             results[e] = ["latency_ms_p50": round3(p50), "latency_ms_p99": round3(p99), "batch1_img_s": round3(1e3 / p50),
                           "batch_ms": round3(batchMs), "batch_img_s": round3(throughput)]
-            lines.append(String(format: "%-6@  batch 1: %7.3f ms median, %7.3f ms p99 (%7.1f img/s)   batch %d: %8.1f img/s%@",
-                                e as NSString, p50, p99, 1e3 / p50, batchSize, throughput, planNote as NSString))
+            lines.append(e.padding(toLength: 24, withPad: " ", startingAt: 0) + String(format: "  batch 1: %7.3f ms median, %7.3f ms p99 (%7.1f img/s)   batch %d: %8.1f img/s%@",
+                                p50, p99, 1e3 / p50, batchSize, throughput, planNote as NSString))
         }
         if json {
             results["model"] = name

@@ -93,6 +93,9 @@ enum {
 };
 
 sprout_infer_graph *sprout_infer_graph_create(int c, int h, int w);
+/// fuse 0: every activation and add a primitive of its own; winograd 0: direct convolutions
+/// only (defaults 1 and sprout_infer_configure's). Set before adding nodes.
+void sprout_infer_graph_set_options(sprout_infer_graph *g, int fuse, int winograd);
 void sprout_infer_graph_destroy(sprout_infer_graph *g);
 const char *sprout_infer_graph_error(const sprout_infer_graph *g);
 /// weights OIHW ([G·K/G, C/G, R, S] with groups), bias may be NULL; the output size is the
@@ -120,7 +123,7 @@ int sprout_infer_set_output(sprout_infer_graph *g, int value);
 int sprout_infer_value_dims(sprout_infer_graph *g, int value, long dims[4]);
 /// The output's dims with batch 1; returns their count, or -1.
 int sprout_infer_output_dims(sprout_infer_graph *g, long dims[4]);
-/// 1 (default): convolutions may use oneDNN's Winograd kernels where it picks them.
+/// 1 (default): 3x3 stride-1 convolutions use oneDNN's Winograd kernels where it has them.
 void sprout_infer_configure(int winograd);
 
 /// Compiles the graph for `batch` images: NULL on failure with the reason in `error`.

@@ -53,13 +53,16 @@ public final class InferenceGraph: @unchecked Sendable {
     private var idle: [Int: [OpaquePointer]] = [:]
     private var planBytes: [Int: Int] = [:]
 
-    /// nil when oneDNN is unavailable or disabled (SPROUT_DNNL=0).
-    public init?(inputShape: [Int]) {
+    /// nil when oneDNN is unavailable or disabled (SPROUT_DNNL=0). `fusePostOps` false makes
+    /// every activation and add a primitive of its own; `winograd` false (or SPROUT_WINOGRAD=off)
+    /// keeps every convolution direct — for measuring what each buys.
+    public init?(inputShape: [Int], fusePostOps: Bool = true, winograd: Bool = true) {
         precondition(inputShape.count == 3, "InferenceGraph: input shape is [C, H, W], got \(inputShape)")
         RuntimeSettings.applied
         guard sprout_dnnl_enabled() != 0, let g = sprout_infer_graph_create(Int32(inputShape[0]), Int32(inputShape[1]), Int32(inputShape[2])) else {
             return nil
         }
+        sprout_infer_graph_set_options(g, fusePostOps ? 1 : 0, winograd && RuntimeSettings.current.winograd != .off ? 1 : 0)
         graph = g
         self.inputShape = inputShape
     }
