@@ -117,8 +117,7 @@ onnx-venv:
 	@$(ONNX_VENV)/bin/python -c "import onnxruntime, openvino, numpy" 2>/dev/null || $(ONNX_VENV)/bin/pip install -q onnxruntime openvino numpy
 bench-infer: release onnx-venv
 	$(PYTHON) benchmarks/infer_bench.py --python $(ONNX_VENV)/bin/python $(INFER_ARGS)
-	for m in tf-cifar10 resnet9 airbench resnet18 resnet50 mobilenet-v2 efficientnet-lite0; do \
-	  ./.build/release/sprout bench infer --model $$m --ablation --threads 2 --calls 100 --batches 8; done
+	$(PYTHON) benchmarks/infer_ablation.py --rounds 3 --threads 2
 
 clean:
 	rm -rf .build

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { OP_INPUT, OP_CONV, OP_POOL, OP_LRN, OP_AFFINE, OP_ELTWISE, OP_ADD, OP_LINEAR };
 enum { MAX_POST = 4 };
@@ -60,6 +61,9 @@ struct sprout_infer_graph {
     value_t *values; int value_count, value_capacity;
     int output;                   // value id marked as the graph's output (-1: the last)
     int fuse, winograd;           // sprout_infer_graph_set_options
+    // Measured Winograd-or-direct choices, by convolution shape and batch (see build_node).
+    struct { long key[9]; int winograd; } *choices;
+    int nchoices, choice_capacity;
     pthread_mutex_t lock;         // weight variants are shared between executors
     char error[256];
 };
@@ -119,7 +123,7 @@ void sprout_infer_graph_destroy(sprout_infer_graph *g) {
         free(n->weights); free(n->bias); free(n->scale); free(n->shift);
         for (weight_variant *v = n->variants; v;) { weight_variant *next = v->next; free(v->data); free(v); v = next; }
     }
-    free(g->nodes); free(g->values);
+    free(g->nodes); free(g->values); free(g->choices);
     pthread_mutex_destroy(&g->lock);
     free(g);
 }
@@ -460,6 +464,32 @@ static int reorder_step(struct sprout_infer_plan *p, const dnnl_memory_desc_t *f
 
 // Weights in the layout `md` (converted from the plain `user` layout once and shared by
 // every executor of the graph that asks for the same layout).
+// Converts `data` (layout `user`) into `buf` (layout `md`) with a one-off reorder.
+static int reorder_once(const dnnl_memory_desc_t *user, const void *data, const dnnl_memory_desc_t *md, void *buf) {
+    dnnl_engine_t engine = sprout_dnnl_engine();
+    dnnl_memory_t src = NULL, dst = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t r = NULL;
+    dnnl_stream_t stream = NULL;
+    int ok = dnnl_memory_create(&src, user, engine, (void *)data) == dnnl_success
+        && dnnl_memory_create(&dst, md, engine, buf) == dnnl_success
+        && dnnl_reorder_primitive_desc_create(&pd, user, engine, md, engine, NULL) == dnnl_success
+        && dnnl_primitive_create(&r, pd) == dnnl_success
+        && dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) == dnnl_success;
+    if (ok) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
+        ok = dnnl_primitive_execute(r, stream, 2, args) == dnnl_success && dnnl_stream_wait(stream) == dnnl_success;
+    }
+    if (stream) dnnl_stream_destroy(stream);
+    if (r) dnnl_primitive_destroy(r);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (src) dnnl_memory_destroy(src);
+    if (dst) dnnl_memory_destroy(dst);
+    return ok;
+}
+
+// Weights in the layout `md` (converted from the plain `user` layout once and shared by
+// every executor of the graph that asks for the same layout).
 static void *weights_in(sprout_infer_graph *g, node_t *n, const dnnl_memory_desc_t *user, const float *data,
                         const dnnl_memory_desc_t *md) {
     pthread_mutex_lock(&g->lock);
@@ -467,37 +497,75 @@ static void *weights_in(sprout_infer_graph *g, node_t *n, const dnnl_memory_desc
     for (weight_variant *v = n->variants; v; v = v->next)
         if (dnnl_memory_desc_equal(&v->md, md)) { found = v->data; break; }
     if (!found) {
-        dnnl_engine_t engine = sprout_dnnl_engine();
         size_t bytes = dnnl_memory_desc_get_size(md);
         weight_variant *v = calloc(1, sizeof *v);
         void *buf = NULL;
-        if (v && posix_memalign(&buf, 64, bytes ? bytes : 64) == 0) {
-            dnnl_memory_t src = NULL, dst = NULL;
-            dnnl_primitive_desc_t pd = NULL;
-            dnnl_primitive_t r = NULL;
-            dnnl_stream_t stream = NULL;
-            int ok = dnnl_memory_create(&src, user, engine, (void *)data) == dnnl_success
-                && dnnl_memory_create(&dst, md, engine, buf) == dnnl_success
-                && dnnl_reorder_primitive_desc_create(&pd, user, engine, md, engine, NULL) == dnnl_success
-                && dnnl_primitive_create(&r, pd) == dnnl_success
-                && dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) == dnnl_success;
-            if (ok) {
-                dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
-                ok = dnnl_primitive_execute(r, stream, 2, args) == dnnl_success && dnnl_stream_wait(stream) == dnnl_success;
-            }
-            if (stream) dnnl_stream_destroy(stream);
-            if (r) dnnl_primitive_destroy(r);
-            if (pd) dnnl_primitive_desc_destroy(pd);
-            if (src) dnnl_memory_destroy(src);
-            if (dst) dnnl_memory_destroy(dst);
-            if (ok) {
-                v->md = *md; v->data = buf; v->next = n->variants; n->variants = v;
-                found = buf;
-            } else { free(buf); free(v); }
-        } else free(v);
+        if (v && posix_memalign(&buf, 64, bytes ? bytes : 64) == 0 && reorder_once(user, data, md, buf)) {
+            v->md = *md; v->data = buf; v->next = n->variants; n->variants = v;
+            found = buf;
+        } else { free(buf); free(v); }
     }
     pthread_mutex_unlock(&g->lock);
     return found;
+}
+
+static double seconds_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+// The best of 3 timed runs of a convolution primitive (after one untimed), on zeroed
+// buffers of its own; a large number when it cannot run.
+static double time_convolution(dnnl_primitive_desc_t pd, const node_t *n, const dnnl_memory_desc_t *wuser,
+                               const dnnl_memory_desc_t *bias_md) {
+    dnnl_engine_t engine = sprout_dnnl_engine();
+    enum { SRC, WEI, DST, PAD, COUNT };
+    const dnnl_memory_desc_t *mds[COUNT] = {
+        dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0),
+        dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0)};
+    int ids[COUNT] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD};
+    void *bufs[COUNT] = {0};
+    dnnl_memory_t mems[COUNT + 1] = {0};
+    dnnl_exec_arg_t args[COUNT + 1];
+    int nargs = 0, ok = 1;
+    for (int k = 0; k < COUNT && ok; k++) {
+        size_t bytes = mds[k] ? dnnl_memory_desc_get_size(mds[k]) : 0;
+        if (!bytes) continue;
+        if (posix_memalign(&bufs[k], 64, bytes) != 0) { bufs[k] = NULL; ok = 0; break; }
+        memset(bufs[k], 0, bytes);
+        if (k == WEI) ok = reorder_once(wuser, n->weights, mds[k], bufs[k]);
+        if (ok && dnnl_memory_create(&mems[nargs], mds[k], engine, bufs[k]) == dnnl_success) {
+            args[nargs].arg = ids[k]; args[nargs].memory = mems[nargs]; nargs++;
+        } else ok = 0;
+    }
+    if (ok && n->bias && dnnl_memory_create(&mems[nargs], bias_md, engine, n->bias) == dnnl_success) {
+        args[nargs].arg = DNNL_ARG_BIAS; args[nargs].memory = mems[nargs]; nargs++;
+    }
+    dnnl_primitive_t prim = NULL;
+    dnnl_stream_t stream = NULL;
+    double best = 1e30;
+    if (ok && dnnl_primitive_create(&prim, pd) == dnnl_success &&
+        dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) == dnnl_success) {
+        // In a network every layer's weights and input arrive from memory, evicted by the layers
+        // before it; timed back to back they would sit in cache, and a weights-bound layer (batch 1)
+        // would look faster than it runs. So the caches are flushed before each run.
+        size_t flush_bytes = 64u << 20;
+        char *flush = malloc(flush_bytes);
+        for (int r = 0; r < 4; r++) {
+            if (flush) memset(flush, r, flush_bytes);
+            double t0 = seconds_now();
+            if (dnnl_primitive_execute(prim, stream, nargs, args) != dnnl_success || dnnl_stream_wait(stream) != dnnl_success) break;
+            double t = seconds_now() - t0;
+            if (r > 0 && t < best) best = t;
+        }
+        free(flush);
+    }
+    if (stream) dnnl_stream_destroy(stream);
+    if (prim) dnnl_primitive_destroy(prim);
+    for (int k = 0; k <= COUNT; k++) if (mems[k]) dnnl_memory_destroy(mems[k]);
+    for (int k = 0; k < COUNT; k++) free(bufs[k]);
+    return best;
 }
 
 static void init_plain(dnnl_memory_desc_t *md, int ndims, const long *dims, int batch) {
@@ -637,25 +705,49 @@ static int build_node(builder_t *b, int i) {
         dnnl_dims_t strides = {n->sh, n->sw}, pl = {n->pt, n->pl}, pr = {n->pb, n->pr};
         const dnnl_memory_desc_t *bp = n->bias ? &bias : NULL;
         dnnl_convolution_desc_t cd;
-        // Winograd for 3x3 stride-1 convolutions where oneDNN has it (its f32 kernels need
-        // AVX-512): resnet9 at batch 32, 557 → 998 img/s on 2 cores; `auto` never chose it. Not
-        // below 64 output pixels per call: there the convolution only streams its weights, and
-        // Winograd-domain weights are 16/9 to 4 times larger (resnet9's 512-channel 4x4 layers at
-        // batch 1: 2.90/3.06/3.10 → 2.48/2.66/2.94 ms in three alternating pairs; resnet18/50 the same).
-        pd = NULL;
+        // 3x3 stride-1 convolutions: Winograd where oneDNN has it (its f32 kernels need AVX-512)
+        // and it is faster for this shape and batch — measured once per shape when a plan is
+        // compiled (the best of 3 runs of each), since neither wins everywhere: resnet9 at batch
+        // 32 goes 557 → 998 img/s with Winograd, while at batch 1 its 16x16 and smaller layers are
+        // faster direct (128→256 at 16x16: 0.32 ms direct, 0.55 ms Winograd) and resnet18's 56x56
+        // to 14x14 layers are faster with it. oneDNN's `auto` never chose Winograd here.
+        dnnl_primitive_desc_t direct = NULL, wino = NULL;
+        if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &s, &w, bp, &d,
+                                               strides, pl, pr) != dnnl_success)
+            return plan_fail(p, "convolution", "descriptor rejected (shapes or padding)");
+        if (!(direct = make_pd(p, &cd, n, 0, "convolution"))) return 0;
         if (b->g->winograd && n->kh == 3 && n->kw == 3 && n->sh == 1 && n->sw == 1 && n->groups == 1 &&
-            (long)N * n->dims[2] * n->dims[3] >= 64 &&
             dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_winograd, &s, &w, bp, &d,
                                                strides, pl, pr) == dnnl_success) {
             dnnl_primitive_attr_t attr = make_attr(n, 0);
-            if (dnnl_primitive_desc_create(&pd, &cd, attr, sprout_dnnl_engine(), NULL) != dnnl_success) pd = NULL;
+            if (dnnl_primitive_desc_create(&wino, &cd, attr, sprout_dnnl_engine(), NULL) != dnnl_success) wino = NULL;
             dnnl_primitive_attr_destroy(attr);
         }
-        if (!pd) {
-            if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &s, &w, bp, &d,
-                                                   strides, pl, pr) != dnnl_success)
-                return plan_fail(p, "convolution", "descriptor rejected (shapes or padding)");
-            if (!(pd = make_pd(p, &cd, n, 0, "convolution"))) return 0;
+        pd = direct;
+        if (wino) {
+            sprout_infer_graph *g = b->g;
+            long key[9] = {N, c, n->dims[1], sn->dims[2], sn->dims[3], n->pt, n->pl, n->pb, n->pr};
+            int chosen = -1;
+            pthread_mutex_lock(&g->lock);
+            for (int k = 0; k < g->nchoices; k++)
+                if (memcmp(g->choices[k].key, key, sizeof key) == 0) { chosen = g->choices[k].winograd; break; }
+            pthread_mutex_unlock(&g->lock);
+            if (chosen < 0) {
+                chosen = time_convolution(wino, n, &wuser, &bias) < time_convolution(direct, n, &wuser, &bias);
+                pthread_mutex_lock(&g->lock);
+                if (g->nchoices == g->choice_capacity) {
+                    int cap = g->choice_capacity ? 2 * g->choice_capacity : 16;
+                    void *grown = realloc(g->choices, (size_t)cap * sizeof *g->choices);
+                    if (grown) { g->choices = grown; g->choice_capacity = cap; }
+                }
+                if (g->nchoices < g->choice_capacity) {
+                    memcpy(g->choices[g->nchoices].key, key, sizeof key);
+                    g->choices[g->nchoices++].winograd = chosen;
+                }
+                pthread_mutex_unlock(&g->lock);
+            }
+            if (chosen) { pd = wino; dnnl_primitive_desc_destroy(direct); }
+            else dnnl_primitive_desc_destroy(wino);
         }
         return weighted_step(b, i, pd, &wuser, &bias, "convolution");
     }

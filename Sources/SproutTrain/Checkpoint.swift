@@ -180,10 +180,27 @@ public struct CheckpointDirectory: Sendable {
     func prune(keep: Int) throws {
         guard keep > 0 else { return }
         let best = markedBest()
-        for manifest in manifests().dropLast(keep) where manifest != best {
+        let all = manifests()
+        for manifest in all.dropLast(keep) where manifest != best {
             let base = String(manifest.dropLast(5))
             // The manifest goes first: a reader never finds a manifest without its data.
             for f in [manifest, base + ".safetensors", base + ".state.safetensors"] { try? FileManager.default.removeItem(atPath: f) }
+        }
+        removeLeftovers(newest: all.last)
+    }
+
+    /// What a process killed mid-save leaves: temporary files, and the data files of a
+    /// checkpoint whose manifest was never written (older than the newest complete one, so
+    /// no save of this process is still writing them).
+    func removeLeftovers(newest: String?) {
+        removeStaleTemporaries(in: path)
+        guard let newest else { return }
+        let newestName = (newest as NSString).lastPathComponent
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        for name in files where name.hasPrefix("ckpt-") && name.hasSuffix(".safetensors") {
+            let stem = String(name.prefix { $0 != "." })  // ckpt-00000040
+            guard stem + ".json" < newestName, !files.contains(stem + ".json") else { continue }
+            try? FileManager.default.removeItem(atPath: (path as NSString).appendingPathComponent(name))
         }
     }
 

@@ -133,7 +133,10 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     public var seed: UInt64 = 0
     public var checkpointEverySteps: Int?
     public var checkpointEverySeconds: Double? = 600
+    /// Complete checkpoints kept (older ones are removed after each save; the best stays).
     public var keepCheckpoints = 3
+    /// Training scalars (TensorBoard, metrics.jsonl) every N steps (nil: 50).
+    public var logEverySteps: Int?
 
     public init() {}
 

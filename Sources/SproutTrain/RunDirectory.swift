@@ -31,6 +31,7 @@ public struct RunDirectory: Sendable, Equatable {
     /// Creates the directory and writes `config.json` atomically.
     public func create(configuration: RunConfiguration) throws {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        removeStaleTemporaries(in: path)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try writeAtomically([UInt8](try encoder.encode(configuration)), to: configurationPath)

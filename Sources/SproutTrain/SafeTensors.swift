@@ -129,6 +129,20 @@ public enum SafeTensors {
     }
 }
 
+/// Removes the temporary files `writeAtomically` left in `directory` when a process was killed
+/// mid-write (`.NAME.tmp-PID` of a process that no longer runs); returns their names.
+@discardableResult
+public func removeStaleTemporaries(in directory: String) -> [String] {
+    let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    var removed: [String] = []
+    for name in files where name.hasPrefix(".") {
+        guard let marker = name.range(of: ".tmp-", options: .backwards), let pid = Int32(name[marker.upperBound...]),
+              pid != getpid(), kill(pid, 0) != 0 && errno == ESRCH else { continue }
+        if unlink((directory as NSString).appendingPathComponent(name)) == 0 { removed.append(name) }
+    }
+    return removed
+}
+
 /// Writes `bytes` to a temporary file beside `path`, fsyncs it, renames it over `path` and
 /// fsyncs the directory: readers see the old file or the new one, never a mix.
 public func writeAtomically(_ bytes: [UInt8], to path: String) throws {

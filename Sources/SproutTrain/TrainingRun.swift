@@ -215,7 +215,7 @@ public final class TrainingRun {
         if rank == 0 {
             trainer.callbacks += [
                 ScalarLogCallback(tensorboard: try TensorBoardWriter(directory: directory.path),
-                                  jsonl: try JSONLWriter(path: directory.metricsPath)),
+                                  jsonl: try JSONLWriter(path: directory.metricsPath), every: configuration.logEverySteps ?? 50),
                 checkpoints,
             ]
             if let metric = configuration.earlyStop {

@@ -75,6 +75,8 @@ struct Train: ParsableCommand {
     @Option(help: "Random seed (weights, data order, augmentation).") var seed: UInt64?
     @Option(help: "Checkpoint every N steps.") var checkpointEverySteps: Int?
     @Option(help: "Checkpoint every N seconds (default 600).") var checkpointEverySeconds: Double?
+    @Option(help: "Complete checkpoints to keep (default 3; older ones are removed after each save, the best one stays).") var keepCheckpoints: Int?
+    @Option(help: "Log training scalars (TensorBoard, metrics.jsonl) every N steps (default 50).") var logEvery: Int?
     @Flag(help: "Under mpirun: batch-norm statistics over the global batch (default: each rank's own).") var syncBn = false
     @Flag(help: "Continue the run in --run-dir from its newest checkpoint.") var resume = false
     @Flag(help: "Instead of training: the learning-rate range test (rates growing from 1e-6 to 10 over --find-lr-steps batches); prints a suggested --lr and writes RUN_DIR/lr-finder.svg.")
@@ -152,8 +154,21 @@ struct Train: ParsableCommand {
         if let seed { c.seed = seed }
         c.checkpointEverySteps = checkpointEverySteps ?? c.checkpointEverySteps
         c.checkpointEverySeconds = checkpointEverySeconds ?? c.checkpointEverySeconds
+        try applyHousekeeping(&c)
         guard c.batchSize > 0, c.epochs > 0 else { throw ValidationError("--batch-size and --epochs must be positive") }
         return c
+    }
+
+    /// Settings that change how a run is kept, not what it computes: they apply on --resume too.
+    func applyHousekeeping(_ c: inout RunConfiguration) throws {
+        if let keepCheckpoints {
+            guard keepCheckpoints >= 1 else { throw ValidationError("--keep-checkpoints must be at least 1") }
+            c.keepCheckpoints = keepCheckpoints
+        }
+        if let logEvery {
+            guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1") }
+            c.logEverySteps = logEvery
+        }
     }
 
     func run() throws {
@@ -174,6 +189,7 @@ struct Train: ParsableCommand {
             config = try RunDirectory(runDir).configuration()
             if let epochs { config.epochs = epochs }
             if let steps { config.steps = steps }
+            try applyHousekeeping(&config)
         } else {
             config = try makeConfiguration()
             if printConfig {
