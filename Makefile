@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV ?= $(HOME)/.cache/sprout-venv
 TORCH_VERSION ?= 2.13.0+cpu
 
-.PHONY: all build release test demo demo-photos app-check deps demo-deps fixtures bench bench-photo bench-ops bench-crnn bench-infer onnx-venv venv clean
+.PHONY: crash-test all build release test demo demo-photos app-check deps demo-deps fixtures bench bench-photo bench-ops bench-crnn bench-infer onnx-venv venv clean
 
 all: build
 
@@ -48,6 +48,8 @@ test: demo-deps
 	@./.build/debug/sprout weights get efficientnet-lite0 --timeout 20 || echo "make test: EfficientNet-Lite0 weights not fetched; their tests will be skipped"
 	$(SWIFT) test --skip-build
 	bash scripts/test_onnx.sh
+	@# Crash anywhere, short: 5 SIGKILLs (some inside checkpoint writes), resume, bit-identical end.
+	$(PYTHON) scripts/crash_test.py --sprout .build/debug/sprout --kills 5 --steps 40 --every 5 --min-delay 2.5 --max-delay 5
 
 DEMO_RUN ?= runs/demo
 demo: demo-deps release
@@ -106,6 +108,10 @@ bench-crnn: release venv
 # The 224-px zoo (resnet18/50, mobilenet-v2, efficientnet-lite0) at batch 32 against PyTorch.
 bench-photo: release venv
 	$(PYTHON) benchmarks/peer_bench.py --python $(VENV)/bin/python --suite photo --rounds 2 --threads 2 --no-scaling
+
+# Crash anywhere, the full version: 50 SIGKILLs, the disk filling up, a read-only run directory.
+crash-test: release
+	$(PYTHON) scripts/crash_test.py --sprout .build/release/sprout --kills 50
 
 # Inference: Sprout's inference graph vs ONNX Runtime vs OpenVINO (float32) on the same exported
 # models, batch-1 latency and batch-32 throughput (benchmarks/infer_bench.py); then what each of the

@@ -13,8 +13,6 @@ public final class ServedVersion: @unchecked Sendable {
     init(run: RunDirectory, manifestPath: String, useEMA: Bool) throws {
         let (loaded, _) = try run.load(.manifest(manifestPath), useEMA: useEMA)
         classifier = ImageClassifier(checkpoint: loaded)
-        // The plans dynamic batching uses (batches run as powers of two up to the default --max-batch).
-        classifier.prepareInference(batchSizes: [1, 2, 4, 8, 16])
         step = loaded.manifest.step
         self.manifestPath = manifestPath
     }

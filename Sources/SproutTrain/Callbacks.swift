@@ -121,8 +121,11 @@ public final class CheckpointCallback: TrainingCallback {
     let keep: Int
     let makeManifest: (Trainer) -> CheckpointManifest
     var lastSave = Date()
-    var lastSavedStep = -1
+    /// The step of the last checkpoint this callback wrote (-1: none).
+    public private(set) var lastSavedStep = -1
     public private(set) var lastManifest: String?
+    /// The last save that failed (a full disk, a read-only directory), cleared by the next success.
+    public private(set) var lastError: Error?
     public var onError: (Error) -> Void = { print("checkpoint failed: \($0)") }
 
     public init(directory: CheckpointDirectory, everySteps: Int? = nil, everySeconds: Double? = nil, keep: Int = 5,
@@ -138,7 +141,9 @@ public final class CheckpointCallback: TrainingCallback {
                                               manifest: makeManifest(trainer), keep: keep)
             lastSavedStep = trainer.step
             lastSave = Date()
+            lastError = nil
         } catch {
+            lastError = error
             onError(error)
         }
     }

@@ -112,13 +112,6 @@ public final class ImageClassifier: @unchecked Sendable {
         return try? made.get()
     }
 
-    /// Compiles the inference graph's plans for these batch sizes now (a server does it while
-    /// loading a version, so no request waits for a plan to be made and tuned).
-    public func prepareInference(batchSizes: [Int]) {
-        guard let plan = inferencePlan(inputShape: manifest.model.inputShape) else { return }
-        for n in batchSizes { try? plan.graph.prepare(batch: n) }
-    }
-
     /// Why the layers run instead of an inference graph for this input shape (nil: the graph runs).
     public func layerInferenceReason(inputShape: [Int]) -> String? {
         _ = inferencePlan(inputShape: inputShape)

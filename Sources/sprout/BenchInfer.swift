@@ -86,6 +86,14 @@ struct BenchInfer: ParsableCommand {
                 forward = { try plan($0) }
                 planNote = String(format: " (graph built and compiled for 2 batch sizes in %.0f ms)", buildMs)
                 results["graph_build_ms"] = round3(buildMs)
+                // Activation memory of the compiled plans against every layer's output kept apart.
+                let planBytes = plan.graph.compiledPlanBytes
+                let largest = min(batchSize, InferenceGraph.largestPlan)
+                let everyOutput = summary(net, inputShape: shape).rows.map { $0.outputShape.reduce(1, *) }.reduce(0, +) * 4 * largest
+                results["plan_mb"] = Dictionary(uniqueKeysWithValues: planBytes.map { ("\($0.key)", round3(Double($0.value) / 1048576)) })
+                results["every_layer_output_mb"] = round3(Double(everyOutput) / 1048576)
+                planNote += String(format: "; batch-%d plan %.0f MB of activations and scratch (every layer's output: %.0f MB)",
+                                   largest, Double(planBytes[largest] ?? 0) / 1048576, Double(everyOutput) / 1048576)
             } else {
                 forward = { x in withoutGradient { net.forward(x) } }
             }

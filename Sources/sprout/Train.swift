@@ -273,6 +273,12 @@ struct Train: ParsableCommand {
             comm.finalize()
             if rank != 0 { return }
         }
+        // A run whose last state could not be written (a full disk) must not look finished.
+        if let error = run.checkpoints.lastError, run.checkpoints.lastSavedStep != trainer.step {
+            let kept = run.checkpoints.lastSavedStep >= 0 ? "step \(run.checkpoints.lastSavedStep)" : "the newest one on disk"
+            FileHandle.standardError.write(Data("sprout train: the checkpoint of step \(trainer.step) could not be written (\(error)); resume continues from \(kept)\n".utf8))
+            throw ExitCode(1)
+        }
         if outcome.stopped {
             print("stopped at step \(trainer.step); resume with: sprout train --resume --run-dir \(runDirectory)")
             return
