@@ -155,6 +155,36 @@ func testImage(_ format: ImageWriter.Format, size: Int = 12, seed: UInt64 = 1) -
         }
     }
 
+    /// Hostile requests get clear 4xx answers and the server keeps serving: a decompression bomb
+    /// (refused from its header), model names with path tricks, a body that stops short of its
+    /// declared length.
+    @Test func hostileRequestsAreRefusedAndServingGoesOn() async throws {
+        let dir = TemporaryDirectory()
+        try await withServer(try servedRun(dir)) { client in
+            let bomb = try client.post("/v1/models/shapes:classify", body: ImageDecoderTests.png(declaring: 18_000, 18_000))
+            #expect(bomb.status == 400 && (bomb.json["error"] as? String)?.contains("18000×18000") == true, "\(bomb.text)")
+            for path in ["/v1/models/..%2F..%2Fetc%2Fpasswd:classify", "/v1/models/../../etc/passwd:classify",
+                         "/v1/models/shapes%00:classify", "/v1/models/%2e%2e:classify"] {
+                let r = try client.post(path, body: testImage(.png))
+                #expect((400..<500).contains(r.status), "\(path): \(r.status)")
+            }
+            // Declares 1,000 bytes, sends 10, hangs up.
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(client.port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            #expect(connected == 0)
+            let liar = Array("POST /v1/models/shapes:classify HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789".utf8)
+            _ = liar.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
+            close(fd)
+            #expect(try client.post("/v1/models/shapes:classify", body: testImage(.png)).status == 200)
+        }
+    }
+
     @Test func apiKeyGuardsEverythingButHealth() async throws {
         let dir = TemporaryDirectory()
         try await withServer(try servedRun(dir), apiKey: "s3cret") { client in
