@@ -332,7 +332,6 @@ typedef struct {
     int bufs[MAX_ARGS];            // buffer index, or BUF_*
     void *consts[MAX_ARGS];        // data for BUF_CONST
     dnnl_memory_t mems[MAX_ARGS];
-    char impl[48];
 } step_t;
 
 struct sprout_infer_plan {
@@ -343,7 +342,6 @@ struct sprout_infer_plan {
     dnnl_stream_t stream;
     long out_count;
     char error[256];
-    char summary[4096];
 };
 
 typedef struct {
@@ -438,9 +436,6 @@ static int finish_step(struct sprout_infer_plan *p, step_t *s, dnnl_primitive_de
     size_t bytes = pad ? dnnl_memory_desc_get_size(pad) : 0;
     if (bytes > p->scratch_bytes) p->scratch_bytes = bytes;
     if (bytes) step_arg(s, DNNL_ARG_SCRATCHPAD, pad, -4, NULL);
-    const char *impl = NULL;
-    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-    snprintf(s->impl, sizeof s->impl, "%s", impl ? impl : "");
     int ok = dnnl_primitive_create(&s->prim, pd) == dnnl_success;
     dnnl_primitive_desc_destroy(pd);
     return ok ? 1 : plan_fail(p, what, "primitive creation failed");
@@ -883,7 +878,6 @@ sprout_infer_plan *sprout_infer_plan_create(sprout_infer_graph *g, int batch, ch
                 int v = reads[k];
                 if (v > 0 && b.vs[v].last_use == i && b.vs[v].buf >= 0) b.buf_free[b.vs[v].buf] = 1;
             }
-            // A value nobody reads later (fusion left it) frees its buffer at once.
         }
         if (ok) {
             dnnl_memory_desc_t plain;
@@ -912,11 +906,6 @@ sprout_infer_plan *sprout_infer_plan_create(sprout_infer_graph *g, int batch, ch
             }
         }
     }
-    if (ok) {
-        int len = 0;
-        for (int i = 0; i < p->nsteps && len < (int)sizeof p->summary - 64; i++)
-            len += snprintf(p->summary + len, sizeof p->summary - (size_t)len, "%s%s", i ? " " : "", p->steps[i].impl);
-    }
     free(b.vs); free(b.buf_free);
     if (!ok) {
         if (error && error_size > 0) snprintf(error, (size_t)error_size, "%s", p->error);
@@ -934,7 +923,6 @@ size_t sprout_infer_plan_bytes(const sprout_infer_plan *p) {
     return total;
 }
 
-const char *sprout_infer_plan_summary(const sprout_infer_plan *p) { return p->summary; }
 
 int sprout_infer_plan_run(sprout_infer_plan *p, const float *input, float *output) {
     for (int i = 0; i < p->nsteps; i++) {

@@ -17,7 +17,6 @@ public final class InferencePlan: @unchecked Sendable {
 
     public struct Unsupported: Error, CustomStringConvertible {
         public let description: String
-        public init(description: String) { self.description = description }
     }
 
     /// Each optimisation can be switched off, to measure what it buys (`sprout bench infer --ablation`).

@@ -91,34 +91,19 @@ public final class ImageClassifier: @unchecked Sendable {
     }
 
     private let planLock = NSLock()
-    private var plans: [[Int]: Result<InferencePlan, InferencePlan.Unsupported>] = [:]
+    /// By input shape; nil where the model cannot be planned (it then runs layer by layer).
+    private var plans: [[Int]: InferencePlan?] = [:]
 
     /// The model's inference graph for inputs of `inputShape` [C, H, W], made on first use
     /// (nil when the model has layers the graph cannot run, or SPROUT_INFERENCE=layers).
     public func inferencePlan(inputShape: [Int]) -> InferencePlan? {
         planLock.lock()
         defer { planLock.unlock() }
-        if let known = plans[inputShape] { return try? known.get() }
-        let made: Result<InferencePlan, InferencePlan.Unsupported>
-        do {
-            made = .success(try InferencePlan.make(model, inputShape: inputShape))
-        } catch let e as InferencePlan.Unsupported {
-            made = .failure(e)
-        } catch {
-            made = .failure(InferencePlan.Unsupported(description: "\(error)"))
-        }
+        if let known = plans[inputShape] { return known }
+        let made = try? InferencePlan.make(model, inputShape: inputShape)
         if plans.count >= 8 { plans.removeAll() }  // line readers of many widths
-        plans[inputShape] = made
-        return try? made.get()
-    }
-
-    /// Why the layers run instead of an inference graph for this input shape (nil: the graph runs).
-    public func layerInferenceReason(inputShape: [Int]) -> String? {
-        _ = inferencePlan(inputShape: inputShape)
-        planLock.lock()
-        defer { planLock.unlock() }
-        if case let .failure(e)? = plans[inputShape] { return e.description }
-        return nil
+        plans[inputShape] = .some(made)
+        return made
     }
 
     public func classify(bytes: [UInt8], topK: Int = 5, name: String = "image") throws -> [Prediction] {

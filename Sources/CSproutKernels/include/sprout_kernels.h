@@ -135,8 +135,6 @@ int sprout_infer_plan_run(sprout_infer_plan *p, const float *input, float *outpu
 long sprout_infer_plan_output_count(const sprout_infer_plan *p);
 /// Activation buffers and scratchpad, in bytes.
 size_t sprout_infer_plan_bytes(const sprout_infer_plan *p);
-/// The oneDNN implementation of each step, space-separated.
-const char *sprout_infer_plan_summary(const sprout_infer_plan *p);
 
 // ---- Winograd F(4x4, 3x3) convolutions (winograd.c) -------------------------------
 /// 1 when the problem is a stride-1, ungrouped 3x3 convolution (padding 0-2) this CPU can

@@ -92,7 +92,7 @@ public final class InferenceGraph: @unchecked Sendable {
     public func convolution(_ x: Value, weight: Tensor, bias: Tensor?, stride: (Int, Int),
                             padding: (top: Int, left: Int, bottom: Int, right: Int), outputSize: (Int, Int),
                             groups: Int) throws -> Value {
-        let w = weight.contiguousScalars, b = bias?.contiguousScalars
+        let w = weight.scalars, b = bias?.scalars
         let id = w.withUnsafeBufferPointer { wp in
             withOptionalPointer(b) { bp in
                 sprout_infer_conv(graph, x.id, Int32(weight.shape[0]), Int32(weight.shape[2]), Int32(weight.shape[3]),
@@ -119,7 +119,7 @@ public final class InferenceGraph: @unchecked Sendable {
 
     //   y[n, c, h, w] = x[n, c, h, w]·scale[c] + shift[c]
     public func affine(_ x: Value, scale: Tensor, shift: Tensor) throws -> Value {
-        let s = scale.contiguousScalars, t = shift.contiguousScalars
+        let s = scale.scalars, t = shift.scalars
         let id = s.withUnsafeBufferPointer { sp in t.withUnsafeBufferPointer { tp in
             sprout_infer_affine(graph, x.id, sp.baseAddress, tp.baseAddress)
         } }
@@ -128,7 +128,7 @@ public final class InferenceGraph: @unchecked Sendable {
 
     //   x: [N, …] (flattened) → [N, K];  weight [K, features], bias [K]
     public func linear(_ x: Value, weight: Tensor, bias: Tensor?) throws -> Value {
-        let w = weight.contiguousScalars, b = bias?.contiguousScalars
+        let w = weight.scalars, b = bias?.scalars
         let id = w.withUnsafeBufferPointer { wp in
             withOptionalPointer(b) { bp in sprout_infer_linear(graph, x.id, Int32(weight.shape[0]), wp.baseAddress, bp) }
         }
@@ -192,13 +192,6 @@ public final class InferenceGraph: @unchecked Sendable {
         return planBytes
     }
 
-    /// The oneDNN implementation of each step of the plan for `batch` images.
-    public func implementations(batch: Int) throws -> [String] {
-        let plan = try takePlan(batch)
-        defer { givePlan(plan, batch) }
-        return String(cString: sprout_infer_plan_summary(plan)).split(separator: " ").map(String.init)
-    }
-
     private func takePlan(_ batch: Int) throws -> OpaquePointer {
         lock.lock()
         if let p = idle[batch]?.popLast() { lock.unlock(); return p }
@@ -223,9 +216,4 @@ public final class InferenceGraph: @unchecked Sendable {
 private func withOptionalPointer<R>(_ values: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
     guard let values else { return body(nil) }
     return values.withUnsafeBufferPointer { body($0.baseAddress) }
-}
-
-extension Tensor {
-    /// The scalars in row-major order (a copy).
-    fileprivate var contiguousScalars: [Float] { scalars }
 }
