@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV ?= $(HOME)/.cache/sprout-venv
 TORCH_VERSION ?= 2.13.0+cpu
 
-.PHONY: crash-test all build release test demo demo-photos app-check deps demo-deps fixtures bench bench-photo bench-ops bench-crnn bench-infer onnx-venv venv clean
+.PHONY: crash-test fuzz fuzz-build sanitize hostile-load all build release test demo demo-photos app-check deps demo-deps fixtures bench bench-photo bench-ops bench-crnn bench-infer onnx-venv venv clean
 
 all: build
 
@@ -52,7 +52,7 @@ test: demo-deps
 	$(SWIFT) test --skip-build --no-parallel
 	bash scripts/test_onnx.sh
 	@# Crash anywhere, short: 5 SIGKILLs (some inside checkpoint writes), resume, bit-identical end.
-	$(PYTHON) scripts/crash_test.py --sprout .build/debug/sprout --kills 5 --steps 40 --every 5 --min-delay 2.5 --max-delay 5
+	$(PYTHON) scripts/crash_test.py --sprout .build/debug/sprout --kills 5 --steps 40 --every 5 --min-delay 2.5 --max-delay 5 --watch-steps 40
 
 DEMO_RUN ?= runs/demo
 demo: demo-deps release
@@ -116,6 +116,31 @@ bench-photo: release venv
 crash-test: release
 	$(PYTHON) scripts/crash_test.py --sprout .build/release/sprout --kills 50
 
+# libFuzzer targets for every parser of outside input (Fuzz/Targets; SPROUT_FUZZ adds them to
+# Package.swift), with the address sanitizer; each runs FUZZ_SECONDS from Fuzz/corpus, two at a time.
+FUZZ_SECONDS ?= 600
+fuzz-build: deps
+	SPROUT_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product sprout-fuzz \
+	  -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address
+fuzz: fuzz-build
+	bash scripts/fuzz.sh $(FUZZ_SECONDS) 2
+
+# The tests of the C kernels (and the Swift around them) under AddressSanitizer and UBSan.
+SANITIZE_TESTS ?= SproutTensorTests|InferencePlanTests|ImageDecoderTests|PhotoPipelineTests
+sanitize: deps
+	$(SWIFT) build --build-tests --scratch-path .build-sanitize --sanitize=address --sanitize=undefined
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(SWIFT) test --skip-build --scratch-path .build-sanitize \
+	  --sanitize=address --sanitize=undefined --filter '$(SANITIZE_TESTS)'
+
+# The server under hostile load (scripts/hostile_load.py): slow clients, 1,000 connections, malformed
+# HTTP, a 30-minute soak with hot reloads. HOSTILE_RUN: a run directory (make demo writes one).
+HOSTILE_RUN ?= runs/demo
+HOSTILE_ARGS ?=
+hostile-load: release demo-deps
+	@test -d $(HOSTILE_RUN) || { echo "no run directory $(HOSTILE_RUN): make demo first, or HOSTILE_RUN=DIR"; exit 1; }
+	.build/release/sprout data sample /usr/share/datasets/fashion-mnist --split test --index 0 --output /tmp/sprout-hostile.png
+	$(PYTHON) scripts/hostile_load.py $(HOSTILE_RUN) /tmp/sprout-hostile.png $(HOSTILE_ARGS)
+
 # Inference: Sprout's inference graph vs ONNX Runtime vs OpenVINO (float32) on the same exported
 # models, batch-1 latency and batch-32 throughput (benchmarks/infer_bench.py); then what each of the
 # graph's optimisations buys (sprout bench infer --ablation).
@@ -129,4 +154,4 @@ bench-infer: release onnx-venv
 	$(PYTHON) benchmarks/infer_ablation.py --rounds 3 --threads 2
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz .build-sanitize

@@ -105,3 +105,15 @@ let package = Package(
             resources: [.copy("Fixtures")]),
     ]
 )
+
+// libFuzzer targets (docs/reliability.md): only when SPROUT_FUZZ is set, since the executable
+// needs `-sanitize=fuzzer` to link. `make fuzz-build` builds it with the address sanitizer.
+if Context.environment["SPROUT_FUZZ"] != nil {
+    package.targets += [
+        .target(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"),
+        .executableTarget(
+            name: "sprout-fuzz",
+            dependencies: ["CLibFuzzer", "SproutData", "SproutNN", "SproutTrain", "SproutServe"],
+            path: "Fuzz/Targets"),
+    ]
+}

@@ -10,19 +10,32 @@ public enum IDX {
 
     /// Reads an image file and its label file into one dataset.
     public static func load(images imagePath: String, labels labelPath: String, classNames: [String]) throws -> ImageDataset {
-        let img = try readFile(imagePath)
+        try decode(images: readFile(imagePath), labels: readFile(labelPath), imagePath: imagePath, labelPath: labelPath,
+                   classNames: classNames)
+    }
+
+    /// The same from the files' bytes (already inflated); the paths only name them in errors.
+    ///   images: magic 2051, count, height, width (big-endian UInt32), then count×height×width bytes
+    ///   labels: magic 2049, count, then count bytes
+    public static func decode(images img: [UInt8], labels lab: [UInt8], imagePath: String, labelPath: String,
+                              classNames: [String]) throws -> ImageDataset {
         guard img.count >= 16 else { throw DatasetError.truncated(imagePath, expectedBytes: 16, foundBytes: img.count) }
         let magic = bigEndian(img, 0)
         guard magic == 2051 else { throw DatasetError.badMagic(imagePath, expected: 2051, found: magic) }
         let (n, h, w) = (Int(bigEndian(img, 4)), Int(bigEndian(img, 8)), Int(bigEndian(img, 12)))
         guard h > 0, w > 0 else { throw DatasetError.malformed(imagePath, reason: "image size \(h)×\(w)") }
-        let expected = 16 + n * h * w
+        // Three 32-bit fields can multiply past Int64: that would trap instead of refusing the file.
+        let (pixels, o1) = n.multipliedReportingOverflow(by: h)
+        let (total, o2) = pixels.multipliedReportingOverflow(by: w)
+        guard !o1, !o2, total <= Int.max - 16 else {
+            throw DatasetError.malformed(imagePath, reason: "header announces \(n) images of \(h)×\(w), more bytes than any file holds")
+        }
+        let expected = 16 + total
         guard img.count >= expected else { throw DatasetError.truncated(imagePath, expectedBytes: expected, foundBytes: img.count) }
         guard img.count == expected else {
             throw DatasetError.malformed(imagePath, reason: "\(img.count - expected) bytes after the \(n) images the header announces")
         }
 
-        let lab = try readFile(labelPath)
         guard lab.count >= 8 else { throw DatasetError.truncated(labelPath, expectedBytes: 8, foundBytes: lab.count) }
         let lmagic = bigEndian(lab, 0)
         guard lmagic == 2049 else { throw DatasetError.badMagic(labelPath, expected: 2049, found: lmagic) }
@@ -93,7 +106,12 @@ public enum CIFAR {
     }
 
     static func readRecords(_ path: String, labelBytes: Int, labelIndex: Int, classes: Int) throws -> ([UInt8], [Int32]) {
-        let bytes = try readFile(path, gunzip: false)
+        try decodeRecords(readFile(path, gunzip: false), path: path, labelBytes: labelBytes, labelIndex: labelIndex, classes: classes)
+    }
+
+    /// Pixels (record after record, planes of 32×32) and labels of a batch file's bytes.
+    static func decodeRecords(_ bytes: [UInt8], path: String, labelBytes: Int, labelIndex: Int,
+                              classes: Int) throws -> ([UInt8], [Int32]) {
         let record = labelBytes + 3072
         guard !bytes.isEmpty else { throw DatasetError.truncated(path, expectedBytes: record, foundBytes: 0) }
         guard bytes.count % record == 0 else {
@@ -117,10 +135,14 @@ public enum CIFAR {
     /// One class name per non-empty line; the fallback when the file is absent.
     static func readClassNames(_ path: String, fallback: [String]) throws -> [String] {
         guard FileManager.default.fileExists(atPath: path) else { return fallback }
-        let text = String(decoding: try readFile(path, gunzip: false), as: UTF8.self)
+        return try decodeClassNames(readFile(path, gunzip: false), path: path, expected: fallback.count)
+    }
+
+    static func decodeClassNames(_ bytes: [UInt8], path: String, expected: Int) throws -> [String] {
+        let text = String(decoding: bytes, as: UTF8.self)
         let names = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        guard names.count == fallback.count else {
-            throw DatasetError.malformed(path, reason: "\(names.count) class names, expected \(fallback.count)")
+        guard names.count == expected else {
+            throw DatasetError.malformed(path, reason: "\(names.count) class names, expected \(expected)")
         }
         return names
     }

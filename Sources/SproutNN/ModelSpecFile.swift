@@ -45,10 +45,26 @@ public enum ModelSpecFile {
 
     static func buildOne(_ spec: [String: Any], shape: inout [Int], classes: Int, isLast: Bool, path: String) throws -> any Layer {
         guard let type = spec["type"] as? String else { throw SpecError.invalid("\(path): missing \"type\"") }
-        func int(_ key: String, _ fallback: Int? = nil) throws -> Int {
-            if let v = spec[key] as? NSNumber { return v.intValue }
-            if let fallback { return fallback }
-            throw SpecError.invalid("\(path) (\(type)): missing integer \"\(key)\"")
+        // Sizes are whole numbers from `minimum` to 2^24: a spec is outside input, and a zero
+        // stride, a negative count or 1e300 channels must be an error, not a trap or an
+        // allocation of the whole machine.
+        func int(_ key: String, _ fallback: Int? = nil, minimum: Int = 1) throws -> Int {
+            guard let value = spec[key] else {
+                if let fallback { return fallback }
+                throw SpecError.invalid("\(path) (\(type)): missing integer \"\(key)\"")
+            }
+            guard let number = value as? NSNumber, !number.isBoolean, number.doubleValue == number.doubleValue.rounded(),
+                  number.doubleValue >= Double(minimum), number.doubleValue <= Double(1 << 24) else {
+                throw SpecError.invalid("\(path) (\(type)): \"\(key)\" must be a whole number from \(minimum) to \(1 << 24), got \(value)")
+            }
+            return Int(number.doubleValue)
+        }
+        // Each layer's weights and each activation stay below 2^28 numbers (1 GiB of floats).
+        func checkSize(_ factors: [Int], _ what: String) throws {
+            let count = factors.reduce(1.0) { $0 * Double($1) }  // in Double: 2^24-sized factors overflow Int
+            guard count <= Double(1 << 28) else {
+                throw SpecError.invalid("\(path) (\(type)): \(what) of \(factors.map(String.init).joined(separator: "×")) numbers is over the limit of \(1 << 28)")
+            }
         }
         func float(_ key: String, _ fallback: Float) -> Float { (spec[key] as? NSNumber)?.floatValue ?? fallback }
         func padding() throws -> Padding {
@@ -56,8 +72,10 @@ public enum ModelSpecFile {
             case nil: return .valid
             case let s as String where s == "same": return .same
             case let s as String where s == "valid": return .valid
-            case let n as NSNumber: return .symmetric(n.intValue, n.intValue)
-            default: throw SpecError.invalid("\(path): padding must be \"same\", \"valid\" or a number")
+            case let n as NSNumber where !n.isBoolean && n.doubleValue == n.doubleValue.rounded()
+                                         && n.doubleValue >= 0 && n.doubleValue <= 65536:
+                return .symmetric(n.intValue, n.intValue)
+            default: throw SpecError.invalid("\(path): padding must be \"same\", \"valid\" or a whole number from 0 to 65536")
             }
         }
         func needImage() throws -> (Int, Int, Int) {
@@ -81,12 +99,15 @@ public enum ModelSpecFile {
             let groups = try int("groups", 1)
             let outC = try int("out")
             guard c % groups == 0, outC % groups == 0 else { throw SpecError.invalid("\(path): channels \(c)→\(outC) not divisible by groups \(groups)") }
+            try checkSize([outC, c / groups, k, k], "a weight")
+            try checkSize([outC, oh, ow], "an output")
             shape = [outC, oh, ow]
             return Conv2D(inChannels: c, outChannels: outC, kernelSize: k, stride: s, padding: pad, groups: groups,
                           bias: (spec["bias"] as? Bool) ?? true)
         case "linear":
             guard shape.count == 1 else { throw SpecError.invalid("\(path): linear needs a flat input, got \(shape); add {\"type\": \"flatten\"}") }
             let outF = try int("out", isLast ? classes : nil)
+            try checkSize([shape[0], outF], "a weight")
             defer { shape = [outF] }
             return Linear(inFeatures: shape[0], outFeatures: outF, bias: (spec["bias"] as? Bool) ?? true)
         case "relu": return ReLU()
@@ -97,8 +118,12 @@ public enum ModelSpecFile {
         case "sigmoid": return Sigmoid()
         case "tanh": return Tanh()
         case "maxpool", "avgpool":
-            _ = try needImage()
+            let (c, h, w) = try needImage()
             let k = try int("kernel"), s = try int("stride", k), pad = try padding()
+            let (_, _, oh) = pad.resolve(input: h, kernel: k, stride: s, axis: 0)
+            let (_, _, ow) = pad.resolve(input: w, kernel: k, stride: s, axis: 1)
+            guard oh > 0, ow > 0 else { throw SpecError.invalid("\(path): kernel \(k) does not fit input \(h)×\(w)") }
+            try checkSize([c, oh, ow], "an output")
             return try probe(type == "maxpool" ? MaxPool2D(kernelSize: k, stride: s, padding: pad) as any Layer
                                                 : AvgPool2D(kernelSize: k, stride: s, padding: pad))
         case "global_avgpool", "global_maxpool":
@@ -108,8 +133,11 @@ public enum ModelSpecFile {
         case "batchnorm": return BatchNorm2D(features: shape[0], momentum: float("momentum", 0.1), epsilon: float("epsilon", 1e-5))
         case "lrn":
             _ = try needImage()
-            return LocalResponseNorm(depthRadius: try int("radius", 5), bias: float("bias", 1), alpha: float("alpha", 1), beta: float("beta", 0.5))
-        case "dropout": return Dropout(probability: float("p", 0.5))
+            return LocalResponseNorm(depthRadius: try int("radius", 5, minimum: 0), bias: float("bias", 1), alpha: float("alpha", 1), beta: float("beta", 0.5))
+        case "dropout":
+            let p = float("p", 0.5)
+            guard p >= 0, p < 1 else { throw SpecError.invalid("\(path): dropout \"p\" must be in [0, 1), got \(p)") }
+            return Dropout(probability: p)
         case "flatten":
             shape = [shape.reduce(1, *)]
             return Flatten()
@@ -124,4 +152,10 @@ public enum ModelSpecFile {
             throw SpecError.invalid("\(path): unknown layer type \"\(type)\" (known: \(layerTypes.joined(separator: ", ")))")
         }
     }
+}
+
+extension NSNumber {
+    /// Whether JSONSerialization made this number from `true` or `false`. `is Bool` cannot tell:
+    /// on Linux every NSNumber holding 0 or 1 casts to Bool.
+    public var isBoolean: Bool { String(cString: objCType) == "c" }
 }

@@ -39,6 +39,11 @@ public enum SproutHTTPServer {
                 return respond(.error(404, "POST /v1/models/NAME:classify, NAME:predict, NAME:explain or NAME:recognize"))
             }
             let name = String(target[..<colon]), verb = target[target.index(after: colon)...]
+            // A declared length over the limit is refused before reading: otherwise the client
+            // holds the connection until the idle timeout while its body trickles in.
+            if let declared = request.headers[.contentLength], (Int(declared) ?? .max) > options.maxBodyBytes {
+                return respond(.error(413, "body of \(declared) bytes is over the limit of \(options.maxBodyBytes) (--max-body-bytes)"))
+            }
             var request = request
             let buffer = try await request.collectBody(upTo: options.maxBodyBytes)
             let body = [UInt8](buffer: buffer)

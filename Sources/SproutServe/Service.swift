@@ -178,22 +178,11 @@ public final class InferenceService: @unchecked Sendable {
         guard let slot = slots[name] else { return unknown(name) }
         let classifier = slot.current.classifier
         let (c, h, w) = (classifier.preprocessedShape[0], classifier.preprocessedShape[1], classifier.preprocessedShape[2])
-        let expected = "{\"instances\": [...]} with each instance [\(h)][\(w)]\(c > 1 ? "[\(c)]" : "") pixel values 0-255, or {\"b64\": \"<base64 PNG/JPEG>\"}"
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-              let instances = object["instances"] as? [Any], !instances.isEmpty else {
-            return .error(400, "expected \(expected)")
-        }
-        var images: [[UInt8]] = []
-        for (i, instance) in instances.enumerated() {
-            if let dict = instance as? [String: Any], let b64 = dict["b64"] as? String {
-                guard let bytes = Data(base64Encoded: b64) else { return .error(400, "instance \(i): b64 is not base64") }
-                do { images.append(try classifier.preprocess(bytes: [UInt8](bytes), name: "instance \(i)").pixels) }
-                catch { return .error(400, "instance \(i): \(error)") }
-            } else if let planar = Self.pixels(instance, height: h, width: w, channels: c) {
-                images.append(planar)
-            } else {
-                return .error(400, "instance \(i) has the wrong shape or values; expected \(expected)")
-            }
+        let images: [[UInt8]]
+        switch Self.predictInstances(body, channels: c, height: h, width: w,
+                                     decode: { try classifier.preprocess(bytes: $0, name: $1).pixels }) {
+        case .success(let decoded): images = decoded
+        case .failure(let refusal): return refusal.response
         }
         do {
             // Submitted together, so the batcher can group them into one forward pass.
@@ -231,6 +220,30 @@ public final class InferenceService: @unchecked Sendable {
     }
 
     /// [H][W][C] (or [H][W]) numbers in 0…255 → planar C×H×W bytes; nil on any mismatch.
+    /// The images of a `:predict` body, each as planar pixels [C][H][W]; `decode` turns an
+    /// instance's base64 bytes (named "instance i") into them. A refusal says what was expected.
+    static func predictInstances(_ body: [UInt8], channels c: Int, height h: Int, width w: Int,
+                                 decode: ([UInt8], String) throws -> [UInt8]) -> Result<[[UInt8]], Refusal> {
+        let expected = "{\"instances\": [...]} with each instance [\(h)][\(w)]\(c > 1 ? "[\(c)]" : "") pixel values 0-255, or {\"b64\": \"<base64 PNG/JPEG>\"}"
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+              let instances = object["instances"] as? [Any], !instances.isEmpty else {
+            return .failure(Refusal(response: .error(400, "expected \(expected)")))
+        }
+        var images: [[UInt8]] = []
+        for (i, instance) in instances.enumerated() {
+            if let dict = instance as? [String: Any], let b64 = dict["b64"] as? String {
+                guard let bytes = Data(base64Encoded: b64) else { return .failure(Refusal(response: .error(400, "instance \(i): b64 is not base64"))) }
+                do { images.append(try decode([UInt8](bytes), "instance \(i)")) }
+                catch { return .failure(Refusal(response: .error(400, "instance \(i): \(error)"))) }
+            } else if let planar = pixels(instance, height: h, width: w, channels: c) {
+                images.append(planar)
+            } else {
+                return .failure(Refusal(response: .error(400, "instance \(i) has the wrong shape or values; expected \(expected)")))
+            }
+        }
+        return .success(images)
+    }
+
     static func pixels(_ instance: Any, height: Int, width: Int, channels: Int) -> [UInt8]? {
         guard let rows = instance as? [Any], rows.count == height else { return nil }
         var out = [UInt8](repeating: 0, count: channels * height * width)
@@ -240,7 +253,7 @@ public final class InferenceService: @unchecked Sendable {
                 let values: [Any]
                 if channels == 1, let n = px as? NSNumber { values = [n] } else if let v = px as? [Any], v.count == channels { values = v } else { return nil }
                 for (ch, v) in values.enumerated() {
-                    guard let n = v as? NSNumber, !(n is Bool) else { return nil }
+                    guard let n = v as? NSNumber, !n.isBoolean else { return nil }
                     let d = n.doubleValue
                     guard d.isFinite, d >= 0, d <= 255 else { return nil }
                     out[(ch * height + y) * width + x] = UInt8(d.rounded())

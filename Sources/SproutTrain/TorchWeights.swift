@@ -85,8 +85,9 @@ public enum TorchWeights {
             var n = 0
             for i in 0..<8 { n |= Int(bytes[offset + i]) << (8 * i) }
             offset += 8
+            // The count comes from the file: checked against what is left before multiplying.
+            guard n >= 0, n <= (bytes.count - offset) / dtype.size else { throw Failure.malformed(name, reason: "storage \(k) is truncated") }
             let length = n * dtype.size
-            guard n >= 0, offset + length <= bytes.count else { throw Failure.malformed(name, reason: "storage \(k) is truncated") }
             storages[k] = Array(bytes[offset..<(offset + length)])
             offset += length
         }
