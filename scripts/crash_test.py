@@ -13,7 +13,10 @@ checkpoint file is being written — and resumed each time, until the run finish
 - on a disk that fills up during a checkpoint (a small tmpfs): an error naming the cause, the
   previous checkpoint intact, no temporary file left; on the same directory made read-only,
   `--resume` stops with a clear error and changes nothing (both need root to mount; skipped,
-  saying so, otherwise).
+  saying so, otherwise);
+- `eval --watch` following a run that `--keep-checkpoints 2` prunes under it (a checkpoint every
+  half interval): it never fails nor reads a damaged checkpoint, skips only pruned ones (file
+  not found), and evaluates the final one.
 
     python3 scripts/crash_test.py --sprout .build/release/sprout --kills 50
     python3 scripts/crash_test.py --kills 5 --steps 120        # the short version in make test
@@ -147,6 +150,46 @@ def disk_faults(sprout, common, every, work, one_checkpoint):
     return result
 
 
+def watch_while_pruning(sprout, common, work, every, steps):
+    """`eval --watch` following a run whose `--keep-checkpoints 2` prunes under it: the watcher
+    must never fail or read a damaged checkpoint; a checkpoint pruned before it was read is
+    skipped with a file-not-found line; the final one is evaluated."""
+    run = os.path.join(work, "watched")
+    shutil.rmtree(run, ignore_errors=True)
+    args = [a for a in common]
+    args[args.index("--keep-checkpoints") + 1] = "2"
+    args[args.index("--steps") + 1] = str(steps)
+    args[args.index("--checkpoint-every-steps") + 1] = str(every)
+    train = subprocess.Popen([sprout, *args, "--run-dir", run], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    while not os.path.exists(os.path.join(run, "config.json")) and train.poll() is None:
+        time.sleep(0.02)
+    # Batches of 4 make each evaluation slower than a few checkpoints, so pruning races the reads.
+    watch = subprocess.run([sprout, "eval", run, "--watch", "--interval", "0.05", "--until-step", str(steps), "--batch-size", "4",
+                            "--split", "val", "--json"], capture_output=True, text=True, timeout=600)
+    train_err = train.communicate()[1]
+    evaluated = [json.loads(line)["step"] for line in watch.stdout.splitlines() if line.startswith("{")]
+    skipped = [line for line in watch.stderr.splitlines() if line.startswith("skipping")]
+    failures = []
+    if train.returncode != 0:
+        failures.append(f"train beside eval --watch exited {train.returncode}: {train_err[-300:]}")
+    if watch.returncode != 0:
+        failures.append(f"eval --watch exited {watch.returncode}: {watch.stderr[-300:]}")
+    not_pruning = [line for line in skipped if "not found" not in line.lower() and "no such file" not in line.lower()]
+    if not_pruning:
+        failures.append(f"eval --watch skipped checkpoints for another reason than pruning: {not_pruning[:3]}")
+    if steps not in evaluated:
+        failures.append(f"the final checkpoint (step {steps}) was not evaluated; evaluated {evaluated}")
+    for name in os.listdir(os.path.join(run, "eval")):
+        if name.startswith("val-") and name.endswith(".json"):
+            with open(os.path.join(run, "eval", name)) as f:
+                json.load(f)  # complete, parseable
+    kept = [n for n in os.listdir(os.path.join(run, "checkpoints")) if n.startswith("ckpt-") and n.endswith(".json")]
+    if len(kept) != 2:
+        failures.append(f"--keep-checkpoints 2 left {len(kept)} checkpoints")
+    return {"checkpoints_written": steps // every, "evaluated": len(evaluated), "skipped_as_pruned": len(skipped),
+            "final_evaluated": steps in evaluated, "failures": failures}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sprout", default=".build/release/sprout")
@@ -160,6 +203,8 @@ def main():
     ap.add_argument("--keep", type=int, default=3, help="--keep-checkpoints")
     ap.add_argument("--work", help="directory for the runs (default: a temporary one, removed)")
     ap.add_argument("--no-disk-faults", action="store_true", help="skip the disk-full and read-only checks")
+    ap.add_argument("--watch-steps", type=int, default=400,
+                    help="steps of the run that `eval --watch` follows while it prunes (0: skip)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     work = args.work or tempfile.mkdtemp(prefix="sprout-crash-")
@@ -261,10 +306,13 @@ def main():
     disk = {"skipped": "--no-disk-faults"} if args.no_disk_faults else \
         disk_faults(args.sprout, common, args.every, work, checkpoint_bytes(reference))
     failures += disk.get("failures", [])
+    watched = watch_while_pruning(args.sprout, common, work, max(1, args.every // 2), args.watch_steps) \
+        if args.watch_steps else {"skipped": "--watch-steps 0"}
+    failures += watched.get("failures", [])
     summary = {"kills": kills, "kills_inside_a_checkpoint_write": in_write, "resumes": resumes,
                "max_steps_lost": max(lost) if lost else 0, "checkpoint_interval": args.every,
                "final_state_bit_identical": identical, "uninterrupted_seconds": round(uninterrupted, 1),
-               "disk_faults": disk, "failures": failures}
+               "disk_faults": disk, "watch_while_pruning": watched, "failures": failures}
     print(json.dumps(summary))
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)

@@ -21,6 +21,7 @@
 //                      tile sum dU[ξ][k][c] += Σ_t dM[t][k] V[t][c] is the same micro-kernel
 //                      with the tiles as its depth; each thread sums into its own dU.
 #include "sprout_kernels.h"
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,19 +41,28 @@ static long xi_stride(long floats) { return floats + 16; }
 static long round_up(long x, long m) { return (x + m - 1) / m * m; }
 
 // The calling thread's scratch, grown as needed and kept (a steady training loop allocates
-// nothing); worker threads use slices of it.
+// nothing); worker threads use slices of it. A thread-specific key frees it when its thread
+// ends: threads come and go (test runners, loaders), and a __thread pointer alone leaked each
+// one's scratch (LeakSanitizer, make sanitize).
 static __thread float *t_scratch;
 static __thread size_t t_scratch_floats;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_key_once = PTHREAD_ONCE_INIT;
+
+static void make_scratch_key(void) { pthread_key_create(&scratch_key, free); }
 
 static float *scratch(size_t floats) {
     if (floats > t_scratch_floats) {
+        pthread_once(&scratch_key_once, make_scratch_key);
         free(t_scratch);
         t_scratch = NULL;
         t_scratch_floats = 0;
+        pthread_setspecific(scratch_key, NULL);
         void *p = NULL;
         if (posix_memalign(&p, 64, floats * sizeof(float)) != 0) return NULL;
         t_scratch = p;
         t_scratch_floats = floats;
+        pthread_setspecific(scratch_key, p);
     }
     return t_scratch;
 }
