@@ -42,8 +42,14 @@ public enum ImageDecoder {
             return oriented(image, markers.orientation)
         case .webp:
             throw DatasetError.undecodableImage(name, reason: "WebP is not supported; convert it to JPEG or PNG")
-        case .png, .gif, .bmp, .unknown:
+        case .png, .gif, .bmp:
             return try decodeWithSTB(bytes, channels: channels, name: name)
+        case .unknown:
+            // stb_image would also try TGA (no magic number: almost any bytes pass), PSD, HDR, PIC
+            // and PNM; fuzzing found 159 bytes read as a 6,168 × 6,168 run-length TGA. Only the
+            // formats Sprout names are decoded.
+            let start = bytes.prefix(4).map { String(format: "%02x", $0) }.joined(separator: " ")
+            throw DatasetError.undecodableImage(name, reason: "not a JPEG, PNG, GIF or BMP file (it starts with \(start))")
         }
     }
 

@@ -5,9 +5,11 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case unknownModel(String, known: [String])
     case unsupportedInput(model: String, shape: [Int], expected: String)
     case unsupportedKernelSize(model: String)
+    case badSetting(model: String, reason: String)
 
     public var description: String {
         switch self {
+        case let .badSetting(model, reason): return "model '\(model)': \(reason)"
         case let .unsupportedKernelSize(model): return "model '\(model)' has no kernel-size setting (tf-cifar10 and tf-cifar10-nolrn have one)"
         case let .unknownModel(name, known): return "unknown model '\(name)'; the zoo has: \(known.joined(separator: ", "))"
         case let .unsupportedInput(model, shape, expected): return "model '\(model)' cannot take input \(shape): it expects \(expected)"
@@ -124,6 +126,16 @@ public enum Zoo {
             throw ModelError.unsupportedInput(model: name, shape: inputShape, expected: "[C, H, W]")
         }
         if kernelSize != nil && !["tf-cifar10", "tf-cifar10-nolrn"].contains(name) { throw ModelError.unsupportedKernelSize(model: name) }
+        // The settings come from checkpoint manifests too (outside input): out-of-range values are
+        // errors here rather than traps in a layer's initializer.
+        guard inputShape.allSatisfy({ (1...65536).contains($0) }), inputShape.reduce(1.0, { $0 * Double($1) }) <= Double(1 << 28) else {
+            throw ModelError.unsupportedInput(model: name, shape: inputShape, expected: "sides from 1 to 65536 and at most 2^28 values")
+        }
+        guard (1...1_000_000).contains(classes) else { throw ModelError.badSetting(model: name, reason: "\(classes) classes (1 to 1,000,000)") }
+        guard width.isFinite, width > 0, width <= 16 else { throw ModelError.badSetting(model: name, reason: "width \(width) (above 0, at most 16)") }
+        if let kernelSize, !(1...63).contains(kernelSize) {
+            throw ModelError.badSetting(model: name, reason: "kernel size \(kernelSize) (1 to 63)")
+        }
         let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
         func scaled(_ n: Int) -> Int { max(1, Int((Float(n) * width).rounded())) }
         switch name {

@@ -70,4 +70,19 @@ import Testing
         #expect((try? ModelSpecFile.build(json: #"{"layers": [{"type": "conv2d", "out": 1, "kernel": 1, "stride": 1, "padding": 0}]}"#,
                                           inputShape: [1, 8, 8], classes: 2)) != nil)
     }
+
+    @Test func manifestWithZeroClassesIsRefused() throws {
+        // A manifest naming efficientnet-lite0 with 0 classes trapped in Linear's initializer.
+        let manifest = try JSONDecoder().decode(CheckpointManifest.self, from: Data(try finding("manifest-zero-classes.json")))
+        #expect { try manifest.model.build() } throws: { "\($0)".contains("0 classes") }
+        for (classes, width, shape) in [(10, Float.nan, [3, 32, 32]), (10, Float(1), [3, 0, 32]), (10, Float(1), [3, 100_000, 32])] {
+            #expect(throws: ModelError.self) { try Zoo.build("tf-cifar10", inputShape: shape, classes: classes, width: width) }
+        }
+    }
+
+    @Test func bytesOfNoFormatSproutNamesAreRefused() throws {
+        // 159 bytes that stb_image read as a 6,168 × 6,168 run-length TGA (over 10 s under ASan).
+        let bytes = try finding("image-tga-bomb.bin")
+        #expect { try ImageDecoder.decode(bytes, channels: 3) } throws: { "\($0)".contains("not a JPEG, PNG, GIF or BMP file") }
+    }
 }
