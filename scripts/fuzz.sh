@@ -6,7 +6,7 @@
 #
 # Each target starts from its committed seeds (Fuzz/corpus/TARGET) and grows a working corpus in
 # .build-fuzz/corpus/TARGET (not committed). A crash, sanitizer report, leak (ASan's leak check
-# after each input), an input over 10 s (-timeout) or over 2 GB (-rss_limit_mb) stops the target
+# after each input), an input over FUZZ_TIMEOUT s (default 10; -timeout) or over 2 GB (-rss_limit_mb) stops the target
 # and leaves the input in .build-fuzz/findings/TARGET/ — turn each into a regression test.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +27,7 @@ run_one() {
     local t=$1 start=$SECONDS
     mkdir -p ".build-fuzz/corpus/$t" ".build-fuzz/findings/$t"
     "$binary" "$t" ".build-fuzz/corpus/$t" "Fuzz/corpus/$t" \
-        -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix=".build-fuzz/findings/$t/" >"$logs/$t.log" 2>&1
     echo $? >"$logs/$t.rc"
     echo $((SECONDS - start)) >"$logs/$t.seconds"
