@@ -156,7 +156,7 @@ def watch_while_pruning(sprout, common, work, every, steps):
     skipped with a file-not-found line; the final one is evaluated."""
     run = os.path.join(work, "watched")
     shutil.rmtree(run, ignore_errors=True)
-    args = [a for a in common]
+    args = list(common)
     args[args.index("--keep-checkpoints") + 1] = "2"
     args[args.index("--steps") + 1] = str(steps)
     args[args.index("--checkpoint-every-steps") + 1] = str(every)

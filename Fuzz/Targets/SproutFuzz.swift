@@ -42,10 +42,7 @@ enum SproutFuzz {
         var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         let status = cArguments.withUnsafeMutableBufferPointer { buffer -> Int32 in
             var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = buffer.baseAddress
-            return LLVMFuzzerRunDriver(&argc, &argv) { data, size in
-                SproutFuzz.selected!(size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
-                return 0
-            }
+            return LLVMFuzzerRunDriver(&argc, &argv) { fuzzOneInput($0, $1) }
         }
         exit(status)
     }
